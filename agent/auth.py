@@ -1,0 +1,80 @@
+"""Bearer tokens: HS256 JWTs issued and verified with PyJWT, and the request's user.
+
+The token only names the user (`sub`); the role and every household the user may see are
+read from the database on each request, so revoking access takes effect at once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import jwt
+
+from agent.errors import Unauthorized
+from telemetry.access import User, get_user
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
+
+ALGORITHM = "HS256"
+# An explicit allow-list: `alg: none` and every asymmetric algorithm are refused.
+ALLOWED_ALGORITHMS = [ALGORITHM]
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+
+
+class TokenIssuer:
+    def __init__(self, *, secret: str, issuer: str, audience: str) -> None:
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+
+    def issue(self, user_id: UUID, *, ttl: timedelta, now: datetime | None = None) -> str:
+        issued = now or datetime.now(UTC)
+        claims = {
+            "sub": str(user_id),
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": issued,
+            "exp": issued + ttl,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> UUID:
+        """The user id a valid token names; Unauthorized for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=ALLOWED_ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The token has expired.", code="token_expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized("The token is not valid.", code="invalid_token") from exc
+        try:
+            return UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise Unauthorized("The token is not valid.", code="invalid_token") from exc
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("Send an Authorization: Bearer <token> header.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+    return token.strip()
+
+
+async def authenticate(conn: Conn, issuer: TokenIssuer, authorization: str | None) -> User:
+    user_id = issuer.verify(bearer_token(authorization))
+    user = await get_user(conn, user_id)
+    if user is None:
+        # Same answer as a bad token: a deleted user's token must not reveal that it once was.
+        raise Unauthorized("The token is not valid.", code="invalid_token")
+    return user

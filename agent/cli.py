@@ -1,0 +1,316 @@
+"""The `wattwise` command: serve, demo, migrate, seeding, and the administration commands
+that mirror the admin API (same validation, same rules).
+
+Output meant for scripts (an id, a token) goes alone on its line to stdout; everything
+else goes to stderr. A refused command exits with 2 and says why in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+
+from agent import embedded, schemas
+from agent.settings import ConfigError, Settings, check
+from telemetry import access, households, kinds
+from telemetry.db import connect
+from telemetry.migrate import migrate
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
+
+log = logging.getLogger("wattwise.cli")
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A refusal to report in one line, exit code 2."""
+
+
+def resolve_settings(*, demo: bool = False, needs_secret: bool = True) -> Settings:
+    """Settings from the environment, with the embedded defaults of local runs filled in."""
+    overrides: dict[str, Any] = {}
+    if demo:
+        overrides["env"] = os.environ.get("WATTWISE_ENV", "demo")
+    settings = Settings(**overrides)
+    if settings.env == "demo" and settings.jwt_secret is None:
+        settings = settings.model_copy(
+            update={"jwt_secret": embedded.demo_secret(settings.data_dir)}
+        )
+    settings = Settings.model_validate(settings.model_dump())
+    if settings.database_url is None and not settings.production:
+        print(f"starting the embedded PostgreSQL in {settings.data_dir}/pgdata", file=sys.stderr)
+        settings = settings.model_copy(
+            update={"database_url": embedded.database_url(settings.data_dir)}
+        )
+    checked, warnings = check(settings, needs_secret=needs_secret)
+    for warning in warnings:
+        log.warning("configuration: %s", warning)
+    return checked
+
+
+def _validated(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise CommandError(f"{field}: {err['msg']}") from exc
+
+
+async def _with_conn(settings: Settings, work: Callable[[Conn], Awaitable[T]]) -> T:
+    assert settings.database_url is not None
+    conn = await connect(settings.database_url)
+    try:
+        await migrate(conn)
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+async def _user(conn: Conn, email: str) -> access.User:
+    user = await access.get_user_by_email(conn, email)
+    if user is None:
+        raise CommandError(f"no user with email {email}")
+    return user
+
+
+async def _household(conn: Conn, household_id: str) -> households.Household:
+    try:
+        found = await households.get_household(conn, UUID(household_id))
+    except ValueError:
+        found = None
+    if found is None:
+        raise CommandError(f"no household with id {household_id}")
+    return found
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(conn: Conn) -> None:
+        return None  # _with_conn migrates; nothing else to do
+
+    asyncio.run(_with_conn(settings, work))
+    print("migrations are current", file=sys.stderr)
+
+
+def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> None:
+    from telemetry.seed import seed_demo
+
+    async def work(conn: Conn) -> None:
+        seeded = await seed_demo(conn, days=args.days, seed=args.seed)
+        print(
+            f"seeded {seeded.household.name}: {len(seeded.device_ids)} devices, "
+            f"{seeded.readings} readings",
+            file=sys.stderr,
+        )
+        print(seeded.household.id)
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> None:
+    body = _validated(schemas.UserIn, {"email": args.email, "role": args.role})
+
+    async def work(conn: Conn) -> None:
+        try:
+            user = await access.create_user(conn, email=body.email, role=body.role)
+        except access.DuplicateEmail as exc:
+            raise CommandError(f"a user with email {body.email} exists") from exc
+        print(user.id)
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> None:
+    from agent.deps import token_issuer
+
+    async def work(conn: Conn) -> None:
+        user = await _user(conn, args.user)
+        ttl = timedelta(minutes=args.ttl_minutes or settings.token_ttl_minutes)
+        print(token_issuer(settings).issue(user.id, ttl=ttl))
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_household_add(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        tariff = json.loads(args.tariff)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--tariff is not JSON: {exc}") from exc
+    body = _validated(
+        schemas.HouseholdIn, {"name": args.name, "timezone": args.timezone, "tariff": tariff}
+    )
+
+    async def work(conn: Conn) -> None:
+        created = await households.create_household(
+            conn, name=body.name, timezone=body.timezone, tariff=body.tariff
+        )
+        print(created.id)
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_device_add(settings: Settings, args: argparse.Namespace) -> None:
+    body = _validated(
+        schemas.DeviceIn,
+        {
+            "name": args.name,
+            "kind": args.kind,
+            "controllable": args.controllable,
+            "max_watts": args.max_watts,
+        },
+    )
+
+    async def work(conn: Conn) -> None:
+        household = await _household(conn, args.household)
+        try:
+            device = await households.create_device(
+                conn,
+                household_id=household.id,
+                name=body.name,
+                kind=body.kind,
+                controllable=body.controllable,
+                max_watts=body.max_watts,
+            )
+        except households.DuplicateDeviceName as exc:
+            raise CommandError(f"the household already has a device named {body.name}") from exc
+        print(device.id)
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_member_add(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(conn: Conn) -> None:
+        household = await _household(conn, args.household)
+        user = await _user(conn, args.user)
+        body = _validated(schemas.MemberIn, {"user_id": user.id, "role": args.role})
+        if body.role not in access.MEMBER_ROLES_BY_USER_ROLE[user.role]:
+            raise CommandError(f"a {user.role} user cannot be bound as {body.role}")
+        await access.add_member(conn, household_id=household.id, user_id=user.id, role=body.role)
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_support_add(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(conn: Conn) -> None:
+        household = await _household(conn, args.household)
+        user = await _user(conn, args.user)
+        body = _validated(schemas.SupportIn, {"user_id": user.id, "expires_at": args.expires_at})
+        if user.role != "support":
+            raise CommandError(f"{user.email} is a {user.role} user, not support")
+        await access.assign_support(
+            conn, household_id=household.id, user_id=user.id, expires_at=body.expires_at
+        )
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from agent.http import create_app
+
+    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
+    from agent.demo import run_demo
+
+    run_demo(settings, days=args.days)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wattwise", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the service with the environment's settings")
+    demo = sub.add_parser("demo", help="run the service on embedded defaults with a demo home")
+    demo.add_argument("--days", type=float, default=30, help="days of demo telemetry")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    seed = sub.add_parser("seed-demo", help="create a demo household with synthetic telemetry")
+    seed.add_argument("--days", type=float, default=30)
+    seed.add_argument("--seed", type=int, default=1)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    user_add = user.add_parser("add", help="create a user; prints its id")
+    user_add.add_argument("email")
+    user_add.add_argument("--role", required=True, choices=access.ROLES)
+
+    token = sub.add_parser("token", help="print a bearer token for a user")
+    token.add_argument("--user", required=True, metavar="EMAIL")
+    token.add_argument("--ttl-minutes", type=int, default=None)
+
+    hh = sub.add_parser("household", help="manage households")
+    hh_add = hh.add_subparsers(dest="action", required=True).add_parser("add")
+    hh_add.add_argument("--name", required=True)
+    hh_add.add_argument("--timezone", required=True)
+    hh_add.add_argument("--tariff", required=True, help="tariff as JSON")
+
+    dev = sub.add_parser("device", help="manage devices")
+    dev_add = dev.add_subparsers(dest="action", required=True).add_parser("add")
+    dev_add.add_argument("household", metavar="HOUSEHOLD_ID")
+    dev_add.add_argument("--name", required=True)
+    dev_add.add_argument("--kind", required=True, choices=kinds.DEVICE_KINDS)
+    dev_add.add_argument("--max-watts", required=True, type=float)
+    dev_add.add_argument("--controllable", action="store_true")
+
+    mem = sub.add_parser("member", help="bind users to households")
+    mem_add = mem.add_subparsers(dest="action", required=True).add_parser("add")
+    mem_add.add_argument("household", metavar="HOUSEHOLD_ID")
+    mem_add.add_argument("user", metavar="EMAIL")
+    mem_add.add_argument("--role", required=True, choices=["owner", "member", "gateway"])
+
+    sup = sub.add_parser("support", help="assign support users to households")
+    sup_add = sup.add_subparsers(dest="action", required=True).add_parser("add")
+    sup_add.add_argument("household", metavar="HOUSEHOLD_ID")
+    sup_add.add_argument("user", metavar="EMAIL")
+    sup_add.add_argument("--expires-at", default=None, help="ISO 8601 with a UTC offset")
+    return p
+
+
+COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], None]] = {
+    ("serve", None): cmd_serve,
+    ("demo", None): cmd_demo,
+    ("migrate", None): cmd_migrate,
+    ("seed-demo", None): cmd_seed_demo,
+    ("user", "add"): cmd_user_add,
+    ("token", None): cmd_token,
+    ("household", "add"): cmd_household_add,
+    ("device", "add"): cmd_device_add,
+    ("member", "add"): cmd_member_add,
+    ("support", "add"): cmd_support_add,
+}
+
+
+SIGNING_COMMANDS = {"serve", "demo", "token"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    command = COMMANDS[(args.command, getattr(args, "action", None))]
+    try:
+        settings = resolve_settings(
+            demo=args.command == "demo", needs_secret=args.command in SIGNING_COMMANDS
+        )
+        command(settings, args)
+    except (CommandError, ConfigError, ValidationError) as exc:
+        print(f"wattwise: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

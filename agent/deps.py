@@ -1,0 +1,92 @@
+"""The typed context every request handler receives: settings, the pool, Redis, the token
+issuer. Opened once per process at startup (with bounded retries), closed at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+import redis.exceptions
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from agent.auth import TokenIssuer
+from agent.settings import Settings
+from telemetry.db import connect, create_pool
+from telemetry.migrate import migrate
+
+log = logging.getLogger("wattwise.deps")
+
+# A database or Redis that is still starting (a container, a failover) gets this long.
+STARTUP_RETRY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    pool: asyncpg.Pool
+    tokens: TokenIssuer
+    redis: aioredis.Redis | None = None
+
+
+def token_issuer(settings: Settings) -> TokenIssuer:
+    if settings.jwt_secret is None:
+        raise RuntimeError("no JWT secret: settings were not checked")
+    return TokenIssuer(
+        secret=settings.jwt_secret.get_secret_value(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
+def _retrying() -> AsyncRetrying:
+    return AsyncRetrying(
+        stop=stop_after_delay(STARTUP_RETRY_SECONDS),
+        wait=wait_exponential_jitter(initial=0.2, max=3),
+        retry=retry_if_exception_type(
+            (OSError, asyncpg.CannotConnectNowError, redis.exceptions.ConnectionError)
+        ),
+        reraise=True,
+    )
+
+
+async def run_migrations(dsn: str) -> None:
+    async for attempt in _retrying():
+        with attempt:
+            conn = await connect(dsn)
+    try:
+        applied = await migrate(conn)
+        for migration in applied:
+            log.info("applied migration %04d_%s", migration.version, migration.name)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def open_deps(settings: Settings) -> AsyncIterator[Deps]:
+    """Migrate, open the pool and Redis, and close them again on the way out."""
+    if settings.database_url is None:
+        raise RuntimeError("DATABASE_URL is not set")
+    await run_migrations(settings.database_url)
+    pool = await create_pool(settings.database_url)
+    client: aioredis.Redis | None = None
+    try:
+        if settings.redis_url is not None:
+            client = aioredis.Redis.from_url(settings.redis_url)
+            async for attempt in _retrying():
+                with attempt:
+                    await client.ping()
+        yield Deps(settings=settings, pool=pool, tokens=token_issuer(settings), redis=client)
+    finally:
+        if client is not None:
+            await client.aclose()
+        await pool.close()

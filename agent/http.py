@@ -1,0 +1,365 @@
+"""The HTTP application: routes, authentication and household scoping per request, and the
+mapping of domain errors to the one error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent import schemas
+from agent.auth import authenticate
+from agent.deps import Deps, open_deps
+from agent.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    WattwiseError,
+)
+from agent.settings import Settings
+from telemetry import access, households
+from telemetry.migrate import pending
+
+log = logging.getLogger("wattwise.http")
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+READY_TIMEOUT_SECONDS = 2.0
+NO_HOUSEHOLD = "No household with this id is visible to you."
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Accept a sane X-Request-ID or make one; expose it to handlers and return it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append(
+                    (b"x-request-id", request_id.encode("latin-1"))
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+async def _body(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    if len(raw) > MAX_ADMIN_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is larger than {MAX_ADMIN_BODY_BYTES} bytes.")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        fields = tuple(
+            FieldError(".".join(str(p) for p in err["loc"]) or "body", err["msg"])
+            for err in exc.errors(include_url=False)
+        )
+        summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5])
+        raise InvalidRequest(f"The request body is not valid: {summary}", fields=fields) from exc
+
+
+def _path_uuid(request: Request, name: str) -> UUID | None:
+    try:
+        return UUID(request.path_params[name])
+    except ValueError:
+        return None
+
+
+async def _visible(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
+    """The household in the path if the caller may see it; support access is audited."""
+    household_id = _path_uuid(request, "household_id")
+    seen = await access.visible_household(conn, user, household_id) if household_id else None
+    if seen is None:
+        raise NotFound(NO_HOUSEHOLD)
+    if seen.relation == "support":
+        await access.audit(
+            conn,
+            user_id=user.id,
+            household_id=seen.household.id,
+            action=what,
+            detail={"method": request.method, "path": request.url.path},
+            request_id=request.state.request_id,
+        )
+    return seen
+
+
+def _require_admin(user: access.User) -> None:
+    if user.role != "admin":
+        raise Forbidden("Only an administrator may do this.")
+
+
+Handler = Callable[[Request, Any, access.User], Awaitable[Response]]
+
+
+def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Acquire a connection, authenticate the bearer token on it, then call the handler."""
+
+    async def endpoint(request: Request) -> Response:
+        deps = _deps(request)
+        async with deps.pool.acquire() as conn:
+            user = await authenticate(conn, deps.tokens, request.headers.get("authorization"))
+            return await handler(request, conn, user)
+
+    return endpoint
+
+
+async def me(request: Request, conn: Any, user: access.User) -> Response:
+    return JSONResponse(user.public())
+
+
+async def list_households(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await access.visible_households(conn, user)
+    for item in seen:
+        if item.relation == "support":
+            await access.audit(
+                conn,
+                user_id=user.id,
+                household_id=item.household.id,
+                action="household.list",
+                request_id=request.state.request_id,
+            )
+    return JSONResponse(
+        {"households": [item.household.public() | {"access": item.relation} for item in seen]}
+    )
+
+
+async def create_household(request: Request, conn: Any, user: access.User) -> Response:
+    _require_admin(user)
+    body = await _body(request, schemas.HouseholdIn)
+    created = await households.create_household(
+        conn, name=body.name, timezone=body.timezone, tariff=body.tariff
+    )
+    return JSONResponse(created.public(), status_code=201)
+
+
+async def get_household(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _visible(conn, user, request, "household.read")
+    if seen.relation == "gateway":
+        raise Forbidden("A gateway may only list devices and write telemetry.")
+    return JSONResponse(seen.household.public() | {"access": seen.relation})
+
+
+async def create_device(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _visible(conn, user, request, "device.create")
+    _require_admin(user)
+    body = await _body(request, schemas.DeviceIn)
+    try:
+        device = await households.create_device(
+            conn,
+            household_id=seen.household.id,
+            name=body.name,
+            kind=body.kind,
+            controllable=body.controllable,
+            max_watts=body.max_watts,
+        )
+    except households.DuplicateDeviceName as exc:
+        raise Conflict(
+            f"This household already has a device named '{body.name}' (names ignore case).",
+            code="duplicate_device_name",
+        ) from exc
+    return JSONResponse(device.public(), status_code=201)
+
+
+async def list_devices(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _visible(conn, user, request, "device.list")
+    devices = await households.list_devices(conn, seen.household.id)
+    return JSONResponse({"devices": [d.public() for d in devices]})
+
+
+async def create_user(request: Request, conn: Any, user: access.User) -> Response:
+    _require_admin(user)
+    body = await _body(request, schemas.UserIn)
+    try:
+        created = await access.create_user(conn, email=body.email, role=body.role)
+    except access.DuplicateEmail as exc:
+        raise Conflict("A user with this email exists.", code="duplicate_email") from exc
+    return JSONResponse(created.public(), status_code=201)
+
+
+async def _target_user(conn: Any, user_id: UUID, field: str) -> access.User:
+    target = await access.get_user(conn, user_id)
+    if target is None:
+        raise InvalidRequest(
+            "No user with this id.", fields=(FieldError(field, "no user with this id"),)
+        )
+    return target
+
+
+async def add_member(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _visible(conn, user, request, "member.add")
+    _require_admin(user)
+    body = await _body(request, schemas.MemberIn)
+    target = await _target_user(conn, body.user_id, "user_id")
+    allowed = access.MEMBER_ROLES_BY_USER_ROLE[target.role]
+    if body.role not in allowed:
+        reason = f"a {target.role} user can be bound as {' or '.join(allowed) or 'nothing'}"
+        raise InvalidRequest(
+            f"Role '{body.role}' does not fit this user: {reason}.",
+            fields=(FieldError("role", reason),),
+        )
+    await access.add_member(conn, household_id=seen.household.id, user_id=target.id, role=body.role)
+    return JSONResponse(
+        {"household_id": str(seen.household.id), "user_id": str(target.id), "role": body.role},
+        status_code=201,
+    )
+
+
+async def assign_support(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _visible(conn, user, request, "support.assign")
+    _require_admin(user)
+    body = await _body(request, schemas.SupportIn)
+    target = await _target_user(conn, body.user_id, "user_id")
+    if target.role != "support":
+        raise InvalidRequest(
+            "Only a support user can be assigned to a household.",
+            fields=(FieldError("user_id", f"the user's role is {target.role}, not support"),),
+        )
+    await access.assign_support(
+        conn, household_id=seen.household.id, user_id=target.id, expires_at=body.expires_at
+    )
+    return JSONResponse(
+        {
+            "household_id": str(seen.household.id),
+            "user_id": str(target.id),
+            "expires_at": body.expires_at.isoformat() if body.expires_at else None,
+        },
+        status_code=201,
+    )
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    deps = _deps(request)
+    checks: dict[str, str] = {}
+    ready = True
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), deps.pool.acquire() as conn:
+            todo = await pending(conn)
+        checks["database"] = "ok"
+        checks["migrations"] = "current" if not todo else f"{len(todo)} pending"
+        ready = not todo
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+        ready = False
+    if deps.redis is None:
+        checks["redis"] = "not configured (in-memory quotas)"
+    else:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                await deps.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # readiness reports every failure; it never raises
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+            ready = False
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, WattwiseError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": {"code": code, "message": str(exc.detail)}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def routes() -> list[Route]:
+    h = "/v1/households/{household_id}"
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/v1/me", authenticated(me), methods=["GET"]),
+        Route("/v1/households", authenticated(list_households), methods=["GET"]),
+        Route("/v1/households", authenticated(create_household), methods=["POST"]),
+        Route(h, authenticated(get_household), methods=["GET"]),
+        Route(f"{h}/devices", authenticated(list_devices), methods=["GET"]),
+        Route(f"{h}/devices", authenticated(create_device), methods=["POST"]),
+        Route(f"{h}/members", authenticated(add_member), methods=["POST"]),
+        Route(f"{h}/support", authenticated(assign_support), methods=["POST"]),
+        Route("/v1/users", authenticated(create_user), methods=["POST"]),
+    ]
+
+
+def create_app(*, settings: Settings | None = None, deps: Deps | None = None) -> Starlette:
+    """An app over ready-made deps (tests), or one that opens its own from settings."""
+    if (settings is None) == (deps is None):
+        raise ValueError("pass exactly one of settings or deps")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if deps is not None:
+            app.state.deps = deps
+            yield
+            return
+        assert settings is not None
+        async with open_deps(settings) as opened:
+            app.state.deps = opened
+            yield
+
+    app = Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={WattwiseError: _domain_error, HTTPException: _http_error},
+    )
+    if deps is not None:
+        # ASGI transports in tests may not run the lifespan; the deps are ready already.
+        app.state.deps = deps
+    origins = (settings or deps.settings).cors_origins  # type: ignore[union-attr]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["authorization", "content-type", "x-request-id", "idempotency-key"],
+            expose_headers=["x-request-id", "retry-after"],
+        )
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,164 @@
+"""Every setting of the service, read from the environment once, validated at start.
+
+Hazards (weak secrets, wildcard CORS, quota values past their hard maxima) are warnings
+outside production and refusals in it; a JWT secret shorter than 32 bytes is refused in
+every mode but the demo, which makes its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger("wattwise.settings")
+
+Environment = Literal["development", "production", "demo"]
+
+MIN_SECRET_BYTES = 32
+
+# Hard maxima: a typo in an environment file must not hand out an unbounded budget.
+MAX_USER_DAILY_TOKENS = 5_000_000
+MAX_USER_MONTHLY_TOKENS = 50_000_000
+MAX_MONTHLY_SPEND_CAP = 100_000.0
+MAX_RATE_PER_MINUTE = 600
+
+_WEAK_SECRETS = {"secret", "changeme", "password", "wattwise", "jwtsecret", "development"}
+_DEFAULT_DB_PASSWORDS = {"", "postgres", "password", "changeme", "admin", "root", "secret"}
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or unusable; the service refuses to start."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    env: Environment = Field("development", validation_alias=_env("WATTWISE_ENV"))
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    host: str = Field("127.0.0.1", validation_alias=_env("WATTWISE_HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_env("WATTWISE_PORT"))
+    data_dir: Path = Field(Path(".wattwise"), validation_alias=_env("WATTWISE_DATA_DIR"))
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("WATTWISE_CORS_ORIGINS")
+    )
+
+    jwt_secret: SecretStr | None = Field(None, validation_alias=_env("WATTWISE_JWT_SECRET"))
+    jwt_issuer: str = Field("wattwise", min_length=1, validation_alias=_env("WATTWISE_JWT_ISSUER"))
+    jwt_audience: str = Field(
+        "wattwise-api", min_length=1, validation_alias=_env("WATTWISE_JWT_AUDIENCE")
+    )
+    token_ttl_minutes: int = Field(
+        720, ge=1, le=60 * 24 * 90, validation_alias=_env("WATTWISE_TOKEN_TTL_MINUTES")
+    )
+
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    model: str = Field("gpt-4o-mini", min_length=1, validation_alias=_env("WATTWISE_MODEL"))
+
+    user_daily_tokens: int = Field(
+        200_000, ge=0, validation_alias=_env("WATTWISE_USER_DAILY_TOKENS")
+    )
+    user_monthly_tokens: int = Field(
+        2_000_000, ge=0, validation_alias=_env("WATTWISE_USER_MONTHLY_TOKENS")
+    )
+    monthly_spend_cap: float = Field(
+        50.0, ge=0, allow_inf_nan=False, validation_alias=_env("WATTWISE_MONTHLY_SPEND_CAP")
+    )
+    rate_per_minute: int = Field(20, ge=1, validation_alias=_env("WATTWISE_RATE_PER_MINUTE"))
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.openai_base_url is not None or self.openai_api_key is not None
+
+
+def _secret_is_weak(secret: str) -> bool:
+    lowered = secret.lower()
+    return len(set(secret)) < 10 or any(
+        lowered.startswith(w) or lowered.endswith(w) for w in _WEAK_SECRETS
+    )
+
+
+def _clamped(settings: Settings, warnings: list[str]) -> Settings:
+    limits = {
+        "user_daily_tokens": MAX_USER_DAILY_TOKENS,
+        "user_monthly_tokens": MAX_USER_MONTHLY_TOKENS,
+        "monthly_spend_cap": MAX_MONTHLY_SPEND_CAP,
+        "rate_per_minute": MAX_RATE_PER_MINUTE,
+    }
+    update: dict[str, float | int] = {}
+    for name, maximum in limits.items():
+        value = getattr(settings, name)
+        if value > maximum:
+            warnings.append(f"{name}={value} is above its hard maximum; clamped to {maximum}")
+            update[name] = maximum
+    return settings.model_copy(update=update) if update else settings
+
+
+def check(settings: Settings, *, needs_secret: bool = True) -> tuple[Settings, list[str]]:
+    """Validate the hazards; returns the settings to run with and the warnings to log.
+
+    Raises ConfigError for what must not start: a missing or short JWT secret (outside the
+    demo), and in production every hazard that is only a warning elsewhere. Commands that
+    neither serve nor sign (migrate, seeding) pass needs_secret=False.
+    """
+    refusals: list[str] = []
+    warnings: list[str] = []
+    hazards: list[str] = []
+
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    if secret is None:
+        if needs_secret and settings.env != "demo":
+            refusals.append("WATTWISE_JWT_SECRET is not set")
+    elif len(secret.encode()) < MIN_SECRET_BYTES:
+        refusals.append(f"WATTWISE_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
+    elif _secret_is_weak(secret):
+        hazards.append("WATTWISE_JWT_SECRET looks weak (few distinct characters or a common word)")
+
+    if "*" in settings.cors_origins:
+        hazards.append("WATTWISE_CORS_ORIGINS allows every origin ('*')")
+
+    if settings.production:
+        if settings.database_url is None:
+            refusals.append("DATABASE_URL is required in production (no embedded database)")
+        else:
+            password = urlsplit(settings.database_url).password
+            if password is None or password in _DEFAULT_DB_PASSWORDS:
+                warnings.append("the database password in DATABASE_URL is empty or a default")
+        refusals.extend(hazards)
+    else:
+        warnings.extend(hazards)
+
+    if refusals:
+        raise ConfigError("refusing to start: " + "; ".join(refusals))
+    return _clamped(settings, warnings), warnings
+
+
+def load() -> Settings:
+    """Read the environment, check it, log the warnings."""
+    settings, warnings = check(Settings())
+    for warning in warnings:
+        log.warning("configuration: %s", warning)
+    return settings

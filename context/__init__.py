@@ -1,0 +1,1 @@
+"""The bounded household summary the model sees."""

@@ -1,0 +1,1 @@
+"""Deterministic intent routing and entity extraction."""

@@ -1,0 +1,1 @@
+"""Telemetry: schema, ingestion, energy integration, rollups, windows, aggregate queries."""

@@ -1,0 +1,183 @@
+"""Who may see which household: users, memberships, support assignments, and the audit log.
+
+Visibility is decided here and only here, from the database on every call:
+  admin     every household
+  resident  households where they are an owner or member
+  gateway   households it is bound to (membership role 'gateway')
+  support   households assigned to them whose assignment has not expired
+A household the caller may not see is reported exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, get_args
+from uuid import UUID
+
+import asyncpg
+
+from telemetry.households import HOUSEHOLD_COLUMNS, Household
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
+
+Role = Literal["resident", "support", "gateway", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+MemberRole = Literal["owner", "member", "gateway"]
+Relation = Literal["admin", "owner", "member", "gateway", "support"]
+
+# Which membership roles fit which user role: a resident is never bound as a gateway.
+MEMBER_ROLES_BY_USER_ROLE: dict[Role, tuple[MemberRole, ...]] = {
+    "resident": ("owner", "member"),
+    "gateway": ("gateway",),
+    "support": (),
+    "admin": (),
+}
+
+
+class DuplicateEmail(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    email: str
+    role: Role
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> User:
+        return cls(row["id"], row["email"], row["role"], row["created_at"])
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "email": self.email,
+            "role": self.role,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Visible:
+    """A household the caller may see, and why they may."""
+
+    household: Household
+    relation: Relation
+
+
+# One lateral subquery says how ($1 user, $2 role) relates to household h; no row, no access.
+_RELATION_SQL = """
+    JOIN LATERAL (
+        SELECT 'admin'::text AS relation WHERE $2::text = 'admin'
+        UNION ALL
+        SELECT m.role FROM household_members m
+         WHERE m.household_id = h.id AND m.user_id = $1
+           AND (($2::text = 'resident' AND m.role IN ('owner', 'member'))
+             OR ($2::text = 'gateway' AND m.role = 'gateway'))
+        UNION ALL
+        SELECT 'support' FROM support_assignments s
+         WHERE $2::text = 'support' AND s.household_id = h.id AND s.user_id = $1
+           AND (s.expires_at IS NULL OR s.expires_at > now())
+        LIMIT 1
+    ) r ON true
+"""
+
+
+async def visible_household(conn: Conn, user: User, household_id: UUID) -> Visible | None:
+    row = await conn.fetchrow(
+        f"SELECT {HOUSEHOLD_COLUMNS}, r.relation FROM households h {_RELATION_SQL} WHERE h.id = $3",
+        user.id,
+        user.role,
+        household_id,
+    )
+    if row is None:
+        return None
+    return Visible(Household.from_record(row), row["relation"])
+
+
+async def visible_households(conn: Conn, user: User) -> list[Visible]:
+    rows = await conn.fetch(
+        f"SELECT {HOUSEHOLD_COLUMNS}, r.relation FROM households h {_RELATION_SQL}"
+        " ORDER BY h.name, h.id",
+        user.id,
+        user.role,
+    )
+    return [Visible(Household.from_record(r), r["relation"]) for r in rows]
+
+
+async def create_user(conn: Conn, *, email: str, role: Role) -> User:
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO users (email, role) VALUES ($1, $2) RETURNING id, email, role, created_at",
+            email,
+            role,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateEmail(email) from exc
+    assert row is not None
+    return User.from_record(row)
+
+
+async def get_user(conn: Conn, user_id: UUID) -> User | None:
+    row = await conn.fetchrow(
+        "SELECT id, email, role, created_at FROM users WHERE id = $1", user_id
+    )
+    return User.from_record(row) if row else None
+
+
+async def get_user_by_email(conn: Conn, email: str) -> User | None:
+    row = await conn.fetchrow(
+        "SELECT id, email, role, created_at FROM users WHERE lower(email) = lower($1)", email
+    )
+    return User.from_record(row) if row else None
+
+
+async def add_member(conn: Conn, *, household_id: UUID, user_id: UUID, role: MemberRole) -> None:
+    """Bind a user to a household; a second call changes the membership role."""
+    await conn.execute(
+        """
+        INSERT INTO household_members (household_id, user_id, role) VALUES ($1, $2, $3)
+        ON CONFLICT (household_id, user_id) DO UPDATE SET role = EXCLUDED.role
+        """,
+        household_id,
+        user_id,
+        role,
+    )
+
+
+async def assign_support(
+    conn: Conn, *, household_id: UUID, user_id: UUID, expires_at: datetime | None
+) -> None:
+    """Assign a support user to a household; a second call replaces the expiry."""
+    await conn.execute(
+        """
+        INSERT INTO support_assignments (household_id, user_id, expires_at) VALUES ($1, $2, $3)
+        ON CONFLICT (household_id, user_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+        """,
+        household_id,
+        user_id,
+        expires_at,
+    )
+
+
+async def audit(
+    conn: Conn,
+    *,
+    user_id: UUID | None,
+    household_id: UUID | None,
+    action: str,
+    detail: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (user_id, household_id, action, detail, request_id)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        user_id,
+        household_id,
+        action,
+        detail or {},
+        request_id,
+    )

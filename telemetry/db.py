@@ -1,0 +1,42 @@
+"""Connection pools and per-connection setup shared by the service, the CLI and the tests."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, TypeAlias
+
+import asyncpg
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb in and out as Python values; PostgreSQL does the parsing and validation.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        # Every timestamp leaves the database in UTC; local time is computed in Python.
+        server_settings={"timezone": "UTC", "application_name": "wattwise"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(
+        dsn, server_settings={"timezone": "UTC", "application_name": "wattwise"}
+    )
+    await init_connection(conn)
+    return conn
+
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    # What a pool hands out and what connect() returns: both speak the query API.
+    Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]

@@ -1,0 +1,152 @@
+"""Households and their devices: the rows, and the SQL that creates and reads them.
+
+Nothing here checks who is asking; callers resolve visibility through telemetry.access
+first and pass only household ids the caller may see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import asyncpg
+
+from telemetry.kinds import DeviceKind
+from telemetry.tariff import Tariff
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
+
+
+class DuplicateDeviceName(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Household:
+    id: UUID
+    name: str
+    timezone: str
+    currency: str
+    tariff: Tariff
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> Household:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            timezone=row["timezone"],
+            currency=row["currency"],
+            tariff=Tariff.model_validate(row["tariff"]),
+            created_at=row["created_at"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "timezone": self.timezone,
+            "tariff": self.tariff.model_dump(mode="json"),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Device:
+    id: UUID
+    household_id: UUID
+    name: str
+    kind: DeviceKind
+    controllable: bool
+    max_watts: float
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> Device:
+        return cls(
+            id=row["id"],
+            household_id=row["household_id"],
+            name=row["name"],
+            kind=row["kind"],
+            controllable=row["controllable"],
+            max_watts=row["max_watts"],
+            created_at=row["created_at"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "household_id": str(self.household_id),
+            "name": self.name,
+            "kind": self.kind,
+            "controllable": self.controllable,
+            "max_watts": self.max_watts,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+HOUSEHOLD_COLUMNS = "h.id, h.name, h.timezone, h.currency, h.tariff, h.created_at"
+_DEVICE_COLUMNS = "id, household_id, name, kind, controllable, max_watts, created_at"
+
+
+async def create_household(conn: Conn, *, name: str, timezone: str, tariff: Tariff) -> Household:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO households AS h (name, timezone, currency, tariff)
+        VALUES ($1, $2, $3, $4)
+        RETURNING {HOUSEHOLD_COLUMNS}
+        """,
+        name,
+        timezone,
+        tariff.currency,
+        tariff.model_dump(mode="json"),
+    )
+    assert row is not None
+    return Household.from_record(row)
+
+
+async def get_household(conn: Conn, household_id: UUID) -> Household | None:
+    """Unscoped: for administration paths that have already established the caller's right."""
+    row = await conn.fetchrow(
+        f"SELECT {HOUSEHOLD_COLUMNS} FROM households h WHERE h.id = $1", household_id
+    )
+    return Household.from_record(row) if row else None
+
+
+async def create_device(
+    conn: Conn,
+    *,
+    household_id: UUID,
+    name: str,
+    kind: DeviceKind,
+    controllable: bool,
+    max_watts: float,
+) -> Device:
+    try:
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO devices (household_id, name, kind, controllable, max_watts)
+            VALUES ($1, $2, $3, $4, $5)
+            RETURNING {_DEVICE_COLUMNS}
+            """,
+            household_id,
+            name,
+            kind,
+            controllable,
+            max_watts,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateDeviceName(name) from exc
+    assert row is not None
+    return Device.from_record(row)
+
+
+async def list_devices(conn: Conn, household_id: UUID) -> list[Device]:
+    rows = await conn.fetch(
+        f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE household_id = $1 ORDER BY lower(name)",
+        household_id,
+    )
+    return [Device.from_record(r) for r in rows]

@@ -1,0 +1,121 @@
+"""Bearer tokens: only a well-formed, signed, current HS256 token for our issuer and
+audience naming an existing user gets in; everything else is 401 with the same shape."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import jwt
+import pytest
+
+from agent.deps import Deps
+from tests.integration.conftest import TEST_SECRET, MakeUser
+
+
+def _b64(data: dict[str, object]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _claims(deps: Deps, sub: str, **overrides: object) -> dict[str, object]:
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {
+        "sub": sub,
+        "iss": deps.settings.jwt_issuer,
+        "aud": deps.settings.jwt_audience,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=5)).timestamp()),
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+async def test_a_valid_token_authenticates_its_user(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    user, headers = await make_user("resident")
+    response = await client.get("/v1/me", headers=headers)
+    assert response.status_code == 200
+    assert response.json()["id"] == str(user.id)
+    assert response.json()["role"] == "resident"
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "alg_none",
+        "wrong_audience",
+        "wrong_issuer",
+        "expired",
+        "forged_signature",
+        "no_exp",
+        "hs512",
+        "garbage",
+    ],
+)
+async def test_bad_tokens_get_401(
+    client: httpx.AsyncClient, deps: Deps, make_user: MakeUser, forge: str
+) -> None:
+    user, _ = await make_user("admin")
+    sub = str(user.id)
+    if forge == "alg_none":
+        token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(deps, sub))}."
+    elif forge == "wrong_audience":
+        token = jwt.encode(_claims(deps, sub, aud="someone-else"), TEST_SECRET, "HS256")
+    elif forge == "wrong_issuer":
+        token = jwt.encode(_claims(deps, sub, iss="evil"), TEST_SECRET, "HS256")
+    elif forge == "expired":
+        past = int((datetime.now(UTC) - timedelta(minutes=1)).timestamp())
+        token = jwt.encode(_claims(deps, sub, exp=past), TEST_SECRET, "HS256")
+    elif forge == "forged_signature":
+        token = jwt.encode(_claims(deps, sub), "another-secret-of-enough-length-0123", "HS256")
+    elif forge == "no_exp":
+        token = jwt.encode(_claims(deps, sub, exp=None), TEST_SECRET, "HS256")
+    elif forge == "hs512":
+        token = jwt.encode(_claims(deps, sub), TEST_SECRET, "HS512")
+    else:
+        token = "not.a.token"
+    response = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    body = response.json()
+    assert body["error"]["code"] in {"invalid_token", "token_expired"}
+    assert response.headers["www-authenticate"] == "Bearer"
+    if forge == "expired":
+        assert body["error"]["code"] == "token_expired"
+
+
+@pytest.mark.parametrize("header", [None, "Basic abc", "Bearer", "Bearer  "])
+async def test_missing_or_malformed_authorization_gets_401(
+    client: httpx.AsyncClient, header: str | None
+) -> None:
+    headers = {"Authorization": header} if header is not None else {}
+    response = await client.get("/v1/households", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_a_token_for_a_deleted_user_gets_401(
+    client: httpx.AsyncClient, deps: Deps, make_user: MakeUser
+) -> None:
+    user, headers = await make_user("resident")
+    async with deps.pool.acquire() as conn:
+        await conn.execute("DELETE FROM users WHERE id = $1", user.id)
+    response = await client.get("/v1/me", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
+
+
+async def test_the_role_comes_from_the_database_not_the_token(
+    client: httpx.AsyncClient, deps: Deps, make_user: MakeUser
+) -> None:
+    user, headers = await make_user("resident")
+    claims = _claims(deps, str(user.id), role="admin")
+    forged_role = {"Authorization": f"Bearer {jwt.encode(claims, TEST_SECRET, 'HS256')}"}
+    body = {"email": "x@example.test", "role": "admin"}
+    assert (await client.post("/v1/users", json=body, headers=forged_role)).status_code == 403
+    async with deps.pool.acquire() as conn:
+        await conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", user.id)
+    assert (await client.post("/v1/users", json=body, headers=headers)).status_code == 201

@@ -1,0 +1,68 @@
+"""The administration CLI: `wattwise user add` then `wattwise token` prints a token, alone on
+its line, that the API accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import httpx
+
+from tests.integration.conftest import TEST_SECRET, Database
+
+
+async def _wattwise(db: Database, *args: str) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db.dsn,
+        "WATTWISE_JWT_SECRET": TEST_SECRET,
+        "WATTWISE_ENV": "development",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_user_add_then_token_authenticates_that_user(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    code, out, err = await _wattwise(db, "user", "add", "root@example.test", "--role", "admin")
+    assert code == 0, err
+    user_id = out.strip()
+    code, out, err = await _wattwise(db, "token", "--user", "ROOT@example.test")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 1
+    response = await client.get("/v1/me", headers={"Authorization": f"Bearer {lines[0]}"})
+    assert response.status_code == 200
+    assert response.json()["id"] == user_id
+    assert response.json()["role"] == "admin"
+
+
+async def test_cli_refusals_exit_2_with_one_line(db: Database) -> None:
+    code, _, err = await _wattwise(db, "token", "--user", "nobody@example.test")
+    assert code == 2
+    assert err.strip().splitlines()[-1] == "wattwise: no user with email nobody@example.test"
+    code, _, err = await _wattwise(
+        db,
+        "household",
+        "add",
+        "--name",
+        "H",
+        "--timezone",
+        "Nowhere/Land",
+        "--tariff",
+        '{"currency": "EUR", "import_price_per_kwh": 0.3, "export_price_per_kwh": 0}',
+    )
+    assert code == 2
+    assert "timezone" in err

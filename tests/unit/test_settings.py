@@ -1,0 +1,78 @@
+"""Configuration hazards: refused in production, warned about elsewhere; quotas clamped."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from agent.settings import MAX_RATE_PER_MINUTE, ConfigError, Settings, check
+
+STRONG = "kq3J9x-LmZ2v8RtY7wPb4NcD6hFg1sAe"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test command exports DATABASE_URL and friends; these tests must not see them."""
+    for name in list(os.environ):
+        if name.startswith(("WATTWISE_", "OPENAI_")) or name in {"DATABASE_URL", "REDIS_URL"}:
+            monkeypatch.delenv(name)
+
+
+def _settings(**values: object) -> Settings:
+    return Settings.model_validate({"jwt_secret": STRONG, **values})
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_a_short_secret_is_refused_in_every_mode_but_the_demo(env: str) -> None:
+    with pytest.raises(ConfigError, match="shorter than 32 bytes"):
+        check(_settings(env=env, jwt_secret="short", database_url="postgresql://u:p@h/d"))
+
+
+def test_no_secret_is_refused_except_in_the_demo_and_where_nothing_signs() -> None:
+    with pytest.raises(ConfigError, match="not set"):
+        check(Settings.model_validate({"env": "development"}))
+    check(Settings.model_validate({"env": "development"}), needs_secret=False)
+    check(Settings.model_validate({"env": "demo"}))
+
+
+def test_wildcard_cors_warns_in_development_and_refuses_in_production() -> None:
+    _, warnings = check(_settings(cors_origins="https://a.example, *"))
+    assert any("every origin" in w for w in warnings)
+    with pytest.raises(ConfigError, match="every origin"):
+        check(_settings(env="production", cors_origins="*", database_url="postgresql://u:x@h/d"))
+
+
+def test_a_weak_secret_is_refused_in_production() -> None:
+    weak = "a" * 40
+    _, warnings = check(_settings(jwt_secret=weak))
+    assert any("weak" in w for w in warnings)
+    with pytest.raises(ConfigError, match="weak"):
+        check(_settings(env="production", jwt_secret=weak, database_url="postgresql://u:x@h/d"))
+
+
+def test_production_requires_a_database_and_warns_on_a_default_password() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        check(_settings(env="production"))
+    _, warnings = check(_settings(env="production", database_url="postgresql://u:postgres@h/d"))
+    assert any("password" in w for w in warnings)
+    _, warnings = check(_settings(env="production", database_url="postgresql://u:Xk9!q2@h/d"))
+    assert warnings == []
+
+
+def test_quota_values_above_their_maxima_are_clamped_with_a_warning() -> None:
+    settings, warnings = check(_settings(rate_per_minute=10_000, user_daily_tokens=10))
+    assert settings.rate_per_minute == MAX_RATE_PER_MINUTE
+    assert settings.user_daily_tokens == 10
+    assert len(warnings) == 1
+    assert "rate_per_minute" in warnings[0]
+
+
+def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATTWISE_RATE_PER_MINUTE", "7")
+    monkeypatch.setenv("WATTWISE_CORS_ORIGINS", "https://a.example,https://b.example")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/3")
+    settings = Settings()
+    assert settings.rate_per_minute == 7
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.redis_url == "redis://127.0.0.1:6379/3"

@@ -1,0 +1,1 @@
+"""Typed tools: pydantic argument and result models, their JSON schemas, the household scope."""
