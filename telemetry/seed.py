@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from telemetry.households import Household, create_device, create_household
-from telemetry.synthetic import HouseholdSpec, demo_household, generate
+from telemetry.synthetic import HouseholdSpec, Reading, demo_household, generate
 from telemetry.tariff import Tariff
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from telemetry.db import Conn
 
 DEMO_TARIFF = Tariff(
@@ -64,27 +66,66 @@ async def seed_household(
             )
             device_ids[device.key] = created.id
         readings = generate(spec, start=start, days=days, seed=seed, offline_device=offline_device)
-        rows = ((device_ids[r.device_key], r.ts, r.watts) for r in readings)
-        count = 0
-        while batch := list(itertools.islice(rows, _COPY_BATCH)):
-            await conn.copy_records_to_table(
-                "readings", records=batch, columns=["device_id", "ts", "watts"]
-            )
-            count += len(batch)
-        await conn.execute(
-            """
-            INSERT INTO device_latest (device_id, ts, watts)
-            SELECT DISTINCT ON (r.device_id) r.device_id, r.ts, r.watts
-              FROM readings r
-             WHERE r.device_id = ANY($1::uuid[])
-             ORDER BY r.device_id, r.ts DESC
-            ON CONFLICT (device_id) DO UPDATE SET ts = EXCLUDED.ts, watts = EXCLUDED.watts,
-                   updated_at = now()
-             WHERE device_latest.ts < EXCLUDED.ts
-            """,
-            list(device_ids.values()),
-        )
+        count = await _load(conn, device_ids, readings)
     return Seeded(household, device_ids, count)
+
+
+async def _load(conn: Conn, device_ids: dict[str, UUID], readings: Iterable[Reading]) -> int:
+    """COPY readings in batches and move the hot table forward; returns the count."""
+    rows = ((device_ids[r.device_key], r.ts, r.watts) for r in readings)
+    count = 0
+    while batch := list(itertools.islice(rows, _COPY_BATCH)):
+        await conn.copy_records_to_table(
+            "readings", records=batch, columns=["device_id", "ts", "watts"]
+        )
+        count += len(batch)
+    await conn.execute(
+        """
+        INSERT INTO device_latest (device_id, ts, watts)
+        SELECT DISTINCT ON (r.device_id) r.device_id, r.ts, r.watts
+          FROM readings r
+         WHERE r.device_id = ANY($1::uuid[])
+         ORDER BY r.device_id, r.ts DESC
+        ON CONFLICT (device_id) DO UPDATE
+           SET ts = EXCLUDED.ts, watts = EXCLUDED.watts, updated_at = now()
+         WHERE device_latest.ts < EXCLUDED.ts
+        """,
+        list(device_ids.values()),
+    )
+    return count
+
+
+async def extend_household(
+    conn: Conn,
+    spec: HouseholdSpec,
+    household_id: UUID,
+    *,
+    seed: int,
+    end: datetime | None = None,
+) -> int:
+    """Continue a seeded household's telemetry from its newest reading up to `end` (now).
+
+    Devices are matched to the spec by name. Returns how many readings were added.
+    """
+    rows = await conn.fetch(
+        "SELECT d.id, lower(d.name) AS name, max(r.ts) AS latest"
+        " FROM devices d LEFT JOIN readings r ON r.device_id = d.id"
+        " WHERE d.household_id = $1 GROUP BY d.id",
+        household_id,
+    )
+    by_name = {r["name"]: r["id"] for r in rows}
+    device_ids = {d.key: by_name[d.name.lower()] for d in spec.devices if d.name.lower() in by_name}
+    known = [r["latest"] for r in rows if r["latest"] is not None]
+    if not known or len(device_ids) != len(spec.devices):
+        return 0
+    # Start after the newest reading of any device, so nothing added can collide with it.
+    start = max(known).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    finish = (end or datetime.now(UTC)).replace(second=0, microsecond=0)
+    if finish <= start:
+        return 0
+    days = (finish - start) / timedelta(days=1)
+    async with conn.transaction():
+        return await _load(conn, device_ids, generate(spec, start=start, days=days, seed=seed))
 
 
 async def seed_demo(conn: Conn, *, days: float = 30, seed: int = 1) -> Seeded:
