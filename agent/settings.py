@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     model: str = Field("gpt-4o-mini", min_length=1, validation_alias=_env("WATTWISE_MODEL"))
 
+    gap_cap_seconds: int = Field(
+        900, ge=60, le=24 * 3600, validation_alias=_env("WATTWISE_GAP_CAP_SECONDS")
+    )
+    raw_retention_days: int = Field(
+        90, ge=2, le=3650, validation_alias=_env("WATTWISE_RAW_RETENTION_DAYS")
+    )
+    refresh_seconds: float = Field(
+        5.0, gt=0, le=3600, allow_inf_nan=False, validation_alias=_env("WATTWISE_REFRESH_SECONDS")
+    )
+
     user_daily_tokens: int = Field(
         200_000, ge=0, validation_alias=_env("WATTWISE_USER_DAILY_TOKENS")
     )

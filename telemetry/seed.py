@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from telemetry.energy import ORIGIN_SQL
 from telemetry.households import Household, create_device, create_household
 from telemetry.synthetic import HouseholdSpec, Reading, demo_household, generate
 from telemetry.tariff import Tariff
@@ -25,6 +26,7 @@ DEMO_TARIFF = Tariff(
 )
 DEMO_OFFLINE_DEVICE = "fridge"
 _COPY_BATCH = 50_000
+DEFAULT_CAP = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ async def seed_household(
     seed: int,
     end: datetime | None = None,
     offline_device: str | None = None,
+    cap: timedelta = DEFAULT_CAP,
 ) -> Seeded:
     """Create the household and its devices and load `days` of readings ending at `end`.
 
@@ -66,12 +69,14 @@ async def seed_household(
             )
             device_ids[device.key] = created.id
         readings = generate(spec, start=start, days=days, seed=seed, offline_device=offline_device)
-        count = await _load(conn, device_ids, readings)
+        count = await _load(conn, device_ids, readings, cap)
     return Seeded(household, device_ids, count)
 
 
-async def _load(conn: Conn, device_ids: dict[str, UUID], readings: Iterable[Reading]) -> int:
-    """COPY readings in batches and move the hot table forward; returns the count."""
+async def _load(
+    conn: Conn, device_ids: dict[str, UUID], readings: Iterable[Reading], cap: timedelta
+) -> int:
+    """COPY readings in batches, mark them for the rollups, move the hot table forward."""
     rows = ((device_ids[r.device_key], r.ts, r.watts) for r in readings)
     count = 0
     while batch := list(itertools.islice(rows, _COPY_BATCH)):
@@ -79,6 +84,16 @@ async def _load(conn: Conn, device_ids: dict[str, UUID], readings: Iterable[Read
             "readings", records=batch, columns=["device_id", "ts", "watts"]
         )
         count += len(batch)
+    await conn.execute(
+        f"""
+        INSERT INTO rollup_dirty (device_id, from_ts, to_ts)
+        SELECT device_id, date_bin('15 minutes', min(ts) - $2::interval, {ORIGIN_SQL}),
+               max(ts) + $2::interval
+          FROM readings WHERE device_id = ANY($1::uuid[]) GROUP BY device_id
+        """,
+        list(device_ids.values()),
+        cap,
+    )
     await conn.execute(
         """
         INSERT INTO device_latest (device_id, ts, watts)
@@ -102,6 +117,7 @@ async def extend_household(
     *,
     seed: int,
     end: datetime | None = None,
+    cap: timedelta = DEFAULT_CAP,
 ) -> int:
     """Continue a seeded household's telemetry from its newest reading up to `end` (now).
 
@@ -125,10 +141,12 @@ async def extend_household(
         return 0
     days = (finish - start) / timedelta(days=1)
     async with conn.transaction():
-        return await _load(conn, device_ids, generate(spec, start=start, days=days, seed=seed))
+        return await _load(conn, device_ids, generate(spec, start=start, days=days, seed=seed), cap)
 
 
-async def seed_demo(conn: Conn, *, days: float = 30, seed: int = 1) -> Seeded:
+async def seed_demo(
+    conn: Conn, *, days: float = 30, seed: int = 1, cap: timedelta = DEFAULT_CAP
+) -> Seeded:
     return await seed_household(
         conn,
         demo_household(),
@@ -136,4 +154,5 @@ async def seed_demo(conn: Conn, *, days: float = 30, seed: int = 1) -> Seeded:
         days=days,
         seed=seed,
         offline_device=DEMO_OFFLINE_DEVICE,
+        cap=cap,
     )

@@ -1,0 +1,134 @@
+"""Energy integration in SQL, the one place that turns readings into watt-hours.
+
+A reading's watts hold from its timestamp until the device's next reading, at most the gap
+cap, and never past `now`. An interval is clipped to the range being integrated, so energy
+is split at every bucket and window boundary. Wh = W x s / 3600 in float64.
+
+A window's figure is the sum of rolled-up 15-minute buckets where they are current and of
+raw readings everywhere else (the window's ragged edges, the recent tail, dirty ranges),
+all read by one statement, so from one snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
+
+BUCKET = timedelta(minutes=15)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+ORIGIN_SQL = "timestamptz '2000-01-01 00:00Z'"
+
+# Intervals of the readings that can reach into the ranges g(device_id, a, b): a reading
+# before a - cap is capped before a, and any next reading that ends an interval starting
+# before b lies before b + cap. $4 is now, $5 the cap. `capped` marks an interval the cap
+# shortened; it is counted at the instant ts + cap.
+INTERVALS_SQL = """
+iv AS (
+    SELECT g.device_id, g.a, g.b, r.ts, r.watts,
+           LEAST(coalesce(lead(r.ts) OVER w, $4::timestamptz), r.ts + $5::interval,
+                 $4::timestamptz) AS t_end,
+           coalesce(lead(r.ts) OVER w, $4::timestamptz) > r.ts + $5::interval AS capped
+      FROM ranges g
+      JOIN readings r
+        ON r.device_id = g.device_id
+       AND r.ts >= g.a - $5::interval AND r.ts < g.b + $5::interval
+     WHERE g.a < g.b
+    WINDOW w AS (PARTITION BY g.device_id, g.a ORDER BY r.ts)
+)"""
+
+# $1 device ids, $2 window start, $3 window end, $4 now, $5 cap,
+# $6 the first bucket boundary at or after the start, $7 the last one at or before the end.
+_WINDOW_SQL = f"""
+WITH dev AS (
+    SELECT d.id AS device_id,
+           GREATEST($6::timestamptz, LEAST(
+               $7::timestamptz,
+               s.rolled_until,
+               coalesce((SELECT min(x.from_ts) FROM rollup_dirty x WHERE x.device_id = d.id),
+                        'infinity'))) AS hi
+      FROM unnest($1::uuid[]) AS d(id), rollup_state s
+), rolled AS (
+    SELECT r.device_id, sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg,
+           sum(r.capped_gaps) AS gaps
+      FROM dev
+      JOIN rollup_15m r ON r.device_id = dev.device_id AND r.bucket >= $6 AND r.bucket < dev.hi
+     GROUP BY r.device_id
+), ranges AS (
+    SELECT device_id, $2::timestamptz AS a, LEAST($6::timestamptz, $3::timestamptz) AS b
+      FROM dev
+    UNION ALL
+    SELECT device_id, GREATEST(hi, LEAST($6::timestamptz, $3::timestamptz)), $3::timestamptz
+      FROM dev
+), {INTERVALS_SQL}, raw AS (
+    SELECT device_id,
+           sum(GREATEST(watts, 0)
+               * extract(epoch FROM LEAST(t_end, b) - GREATEST(ts, a))::float8) / 3600 AS wh_pos,
+           sum(GREATEST(-watts, 0)
+               * extract(epoch FROM LEAST(t_end, b) - GREATEST(ts, a))::float8) / 3600 AS wh_neg
+      FROM iv
+     WHERE LEAST(t_end, b) > GREATEST(ts, a)
+     GROUP BY device_id
+), raw_gaps AS (
+    SELECT device_id, count(*) AS gaps
+      FROM iv
+     WHERE capped AND ts + $5::interval >= a AND ts + $5::interval < b
+     GROUP BY device_id
+)
+SELECT dev.device_id,
+       coalesce(rolled.wh_pos, 0) + coalesce(raw.wh_pos, 0) AS wh_pos,
+       coalesce(rolled.wh_neg, 0) + coalesce(raw.wh_neg, 0) AS wh_neg,
+       (coalesce(rolled.gaps, 0) + coalesce(raw_gaps.gaps, 0))::int AS gaps
+  FROM dev
+  LEFT JOIN rolled ON rolled.device_id = dev.device_id
+  LEFT JOIN raw ON raw.device_id = dev.device_id
+  LEFT JOIN raw_gaps ON raw_gaps.device_id = dev.device_id
+"""
+
+
+@dataclass(frozen=True)
+class DeviceEnergy:
+    """Energy of one device over a range: the positive and the negative part, both >= 0."""
+
+    wh_pos: float
+    wh_neg: float
+    capped_gaps: int
+
+
+def floor_bucket(ts: datetime) -> datetime:
+    return ts - (ts - _EPOCH) % BUCKET
+
+
+def ceil_bucket(ts: datetime) -> datetime:
+    floor = floor_bucket(ts)
+    return floor if floor == ts else floor + BUCKET
+
+
+async def device_energy(
+    conn: Conn,
+    device_ids: list[UUID],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    cap: timedelta,
+) -> dict[UUID, DeviceEnergy]:
+    """Energy of each device over [start, end), current to `now`."""
+    rows = await conn.fetch(
+        _WINDOW_SQL,
+        device_ids,
+        start,
+        end,
+        now,
+        cap,
+        ceil_bucket(start),
+        floor_bucket(min(end, now)),
+    )
+    # + 0.0 turns the -0.0 that GREATEST(-0.0, 0) can give into 0.0.
+    return {
+        r["device_id"]: DeviceEnergy(r["wh_pos"] + 0.0, r["wh_neg"] + 0.0, r["gaps"]) for r in rows
+    }
