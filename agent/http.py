@@ -1,5 +1,5 @@
-"""The HTTP application: routes, authentication and household scoping per request, and the
-mapping of domain errors to the one error shape.
+"""The HTTP application: the routes, the administration endpoints and health, the request
+id, and the mapping of domain errors to the one error shape.
 """
 
 from __future__ import annotations
@@ -8,13 +8,12 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -23,16 +22,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent import schemas
-from agent.auth import authenticate
+from agent import requests, schemas, telemetry_routes
 from agent.deps import Deps, open_deps
 from agent.errors import (
     Conflict,
     FieldError,
     Forbidden,
     InvalidRequest,
-    NotFound,
-    PayloadTooLarge,
     WattwiseError,
 )
 from agent.settings import Settings
@@ -41,11 +37,7 @@ from telemetry.migrate import pending
 
 log = logging.getLogger("wattwise.http")
 
-M = TypeVar("M", bound=BaseModel)
-
-MAX_ADMIN_BODY_BYTES = 64 * 1024
 READY_TIMEOUT_SECONDS = 2.0
-NO_HOUSEHOLD = "No household with this id is visible to you."
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -73,71 +65,6 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def _deps(request: Request) -> Deps:
-    deps: Deps = request.app.state.deps
-    return deps
-
-
-async def _body(request: Request, model: type[M]) -> M:
-    raw = await request.body()
-    if len(raw) > MAX_ADMIN_BODY_BYTES:
-        raise PayloadTooLarge(f"The body is larger than {MAX_ADMIN_BODY_BYTES} bytes.")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        fields = tuple(
-            FieldError(".".join(str(p) for p in err["loc"]) or "body", err["msg"])
-            for err in exc.errors(include_url=False)
-        )
-        summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5])
-        raise InvalidRequest(f"The request body is not valid: {summary}", fields=fields) from exc
-
-
-def _path_uuid(request: Request, name: str) -> UUID | None:
-    try:
-        return UUID(request.path_params[name])
-    except ValueError:
-        return None
-
-
-async def _visible(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
-    """The household in the path if the caller may see it; support access is audited."""
-    household_id = _path_uuid(request, "household_id")
-    seen = await access.visible_household(conn, user, household_id) if household_id else None
-    if seen is None:
-        raise NotFound(NO_HOUSEHOLD)
-    if seen.relation == "support":
-        await access.audit(
-            conn,
-            user_id=user.id,
-            household_id=seen.household.id,
-            action=what,
-            detail={"method": request.method, "path": request.url.path},
-            request_id=request.state.request_id,
-        )
-    return seen
-
-
-def _require_admin(user: access.User) -> None:
-    if user.role != "admin":
-        raise Forbidden("Only an administrator may do this.")
-
-
-Handler = Callable[[Request, Any, access.User], Awaitable[Response]]
-
-
-def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Acquire a connection, authenticate the bearer token on it, then call the handler."""
-
-    async def endpoint(request: Request) -> Response:
-        deps = _deps(request)
-        async with deps.pool.acquire() as conn:
-            user = await authenticate(conn, deps.tokens, request.headers.get("authorization"))
-            return await handler(request, conn, user)
-
-    return endpoint
-
-
 async def me(request: Request, conn: Any, user: access.User) -> Response:
     return JSONResponse(user.public())
 
@@ -159,8 +86,8 @@ async def list_households(request: Request, conn: Any, user: access.User) -> Res
 
 
 async def create_household(request: Request, conn: Any, user: access.User) -> Response:
-    _require_admin(user)
-    body = await _body(request, schemas.HouseholdIn)
+    requests.require_admin(user)
+    body = await requests.body(request, schemas.HouseholdIn)
     created = await households.create_household(
         conn, name=body.name, timezone=body.timezone, tariff=body.tariff
     )
@@ -168,16 +95,16 @@ async def create_household(request: Request, conn: Any, user: access.User) -> Re
 
 
 async def get_household(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _visible(conn, user, request, "household.read")
+    seen = await requests.visible(conn, user, request, "household.read")
     if seen.relation == "gateway":
         raise Forbidden("A gateway may only list devices and write telemetry.")
     return JSONResponse(seen.household.public() | {"access": seen.relation})
 
 
 async def create_device(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _visible(conn, user, request, "device.create")
-    _require_admin(user)
-    body = await _body(request, schemas.DeviceIn)
+    seen = await requests.visible(conn, user, request, "device.create")
+    requests.require_admin(user)
+    body = await requests.body(request, schemas.DeviceIn)
     try:
         device = await households.create_device(
             conn,
@@ -196,14 +123,14 @@ async def create_device(request: Request, conn: Any, user: access.User) -> Respo
 
 
 async def list_devices(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _visible(conn, user, request, "device.list")
+    seen = await requests.visible(conn, user, request, "device.list")
     devices = await households.list_devices(conn, seen.household.id)
     return JSONResponse({"devices": [d.public() for d in devices]})
 
 
 async def create_user(request: Request, conn: Any, user: access.User) -> Response:
-    _require_admin(user)
-    body = await _body(request, schemas.UserIn)
+    requests.require_admin(user)
+    body = await requests.body(request, schemas.UserIn)
     try:
         created = await access.create_user(conn, email=body.email, role=body.role)
     except access.DuplicateEmail as exc:
@@ -221,9 +148,9 @@ async def _target_user(conn: Any, user_id: UUID, field: str) -> access.User:
 
 
 async def add_member(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _visible(conn, user, request, "member.add")
-    _require_admin(user)
-    body = await _body(request, schemas.MemberIn)
+    seen = await requests.visible(conn, user, request, "member.add")
+    requests.require_admin(user)
+    body = await requests.body(request, schemas.MemberIn)
     target = await _target_user(conn, body.user_id, "user_id")
     allowed = access.MEMBER_ROLES_BY_USER_ROLE[target.role]
     if body.role not in allowed:
@@ -240,9 +167,9 @@ async def add_member(request: Request, conn: Any, user: access.User) -> Response
 
 
 async def assign_support(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _visible(conn, user, request, "support.assign")
-    _require_admin(user)
-    body = await _body(request, schemas.SupportIn)
+    seen = await requests.visible(conn, user, request, "support.assign")
+    requests.require_admin(user)
+    body = await requests.body(request, schemas.SupportIn)
     target = await _target_user(conn, body.user_id, "user_id")
     if target.role != "support":
         raise InvalidRequest(
@@ -267,7 +194,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    deps = _deps(request)
+    deps = requests.deps(request)
     checks: dict[str, str] = {}
     ready = True
     try:
@@ -316,15 +243,20 @@ def routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/v1/me", authenticated(me), methods=["GET"]),
-        Route("/v1/households", authenticated(list_households), methods=["GET"]),
-        Route("/v1/households", authenticated(create_household), methods=["POST"]),
-        Route(h, authenticated(get_household), methods=["GET"]),
-        Route(f"{h}/devices", authenticated(list_devices), methods=["GET"]),
-        Route(f"{h}/devices", authenticated(create_device), methods=["POST"]),
-        Route(f"{h}/members", authenticated(add_member), methods=["POST"]),
-        Route(f"{h}/support", authenticated(assign_support), methods=["POST"]),
-        Route("/v1/users", authenticated(create_user), methods=["POST"]),
+        Route("/v1/me", requests.authenticated(me), methods=["GET"]),
+        Route("/v1/households", requests.authenticated(list_households), methods=["GET"]),
+        Route("/v1/households", requests.authenticated(create_household), methods=["POST"]),
+        Route(h, requests.authenticated(get_household), methods=["GET"]),
+        Route(f"{h}/devices", requests.authenticated(list_devices), methods=["GET"]),
+        Route(f"{h}/devices", requests.authenticated(create_device), methods=["POST"]),
+        Route(f"{h}/members", requests.authenticated(add_member), methods=["POST"]),
+        Route(f"{h}/support", requests.authenticated(assign_support), methods=["POST"]),
+        Route("/v1/users", requests.authenticated(create_user), methods=["POST"]),
+        Route(
+            "/v1/telemetry",
+            requests.authenticated(telemetry_routes.post_telemetry),
+            methods=["POST"],
+        ),
     ]
 
 

@@ -231,14 +231,14 @@ async def writable_devices(
     return {r["id"]: DeviceRule(r["kind"], r["max_watts"]) for r in rows}
 
 
-def _first_per_key(good: list[_Good]) -> tuple[list[_Good], list[tuple[_Good, float]]]:
-    """Within a batch, the first reading of a (device, ts) stands; later ones are compared."""
+def _first_per_key(good: list[_Good]) -> tuple[list[_Good], list[_Good]]:
+    """The first reading of each (device, ts) in the batch, and the repeats after it."""
     first: dict[tuple[UUID, datetime], _Good] = {}
-    repeats: list[tuple[_Good, float]] = []
+    repeats: list[_Good] = []
     for reading in good:
         key = (reading.device_id, reading.ts)
         if key in first:
-            repeats.append((reading, first[key].watts))
+            repeats.append(reading)
         else:
             first[key] = reading
     return list(first.values()), repeats
@@ -255,7 +255,6 @@ async def store(
     devices = await writable_devices(conn, user_id=user_id, role=role, ids=device_ids(items))
     good, rejected, kept = check(items, devices, policy)
     unique, repeats = _first_per_key(good)
-    conflicts: list[tuple[_Good, float]] = list(repeats)
     async with conn.transaction():
         leftovers = await conn.fetch(
             _STORE_SQL,
@@ -266,20 +265,24 @@ async def store(
             policy.cap,
         )
         by_index = {g.index: g for g in unique}
+        # The value that stands for each key: what was stored before, else the batch's first.
+        standing = {(g.device_id, g.ts): g.watts for g in unique}
+        stored = {r["idx"]: r["stored"] for r in leftovers if r["stored"] is not None}
         unseen = [by_index[r["idx"]] for r in leftovers if r["stored"] is None]
-        conflicts += [
-            (by_index[r["idx"]], r["stored"]) for r in leftovers if r["stored"] is not None
-        ]
         if unseen:
-            stored = await conn.fetch(
+            rows = await conn.fetch(
                 _STORED_SQL,
                 [g.device_id for g in unseen],
                 [g.ts for g in unseen],
                 [g.index for g in unseen],
             )
-            conflicts += [(by_index[r["idx"]], r["watts"]) for r in stored]
+            stored |= {r["idx"]: r["watts"] for r in rows}
+        for index, watts in stored.items():
+            standing[(by_index[index].device_id, by_index[index].ts)] = watts
+        conflicts = [by_index[i] for i in stored] + repeats
         duplicates = 0
-        for reading, stored_watts in conflicts:
+        for reading in conflicts:
+            stored_watts = standing[(reading.device_id, reading.ts)]
             if reading.watts == stored_watts:
                 duplicates += 1
                 continue

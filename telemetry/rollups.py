@@ -52,7 +52,8 @@ WITH ranges AS (
            sum(GREATEST(-wsec, 0)) / 3600 AS wh_neg
       FROM pieces GROUP BY device_id, bucket
 ), gaps AS (
-    SELECT device_id, date_bin('15 minutes', ts + $5::interval, {ORIGIN_SQL}) AS bucket, count(*) AS n
+    SELECT device_id, date_bin('15 minutes', ts + $5::interval, {ORIGIN_SQL}) AS bucket,
+           count(*) AS n
       FROM iv
      WHERE capped AND ts + $5::interval >= a AND ts + $5::interval < b
      GROUP BY 1, 2

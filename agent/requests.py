@@ -1,0 +1,88 @@
+"""What every authenticated endpoint does first: parse a JSON body into a pydantic model,
+authenticate the bearer token, resolve the household in the path if the caller may see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agent.auth import authenticate
+from agent.deps import Deps
+from agent.errors import FieldError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge
+from telemetry import access
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+NO_HOUSEHOLD = "No household with this id is visible to you."
+
+
+def deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+async def body(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    if len(raw) > MAX_ADMIN_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is larger than {MAX_ADMIN_BODY_BYTES} bytes.")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        fields = tuple(
+            FieldError(".".join(str(p) for p in err["loc"]) or "body", err["msg"])
+            for err in exc.errors(include_url=False)
+        )
+        summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5])
+        raise InvalidRequest(f"The request body is not valid: {summary}", fields=fields) from exc
+
+
+def path_uuid(request: Request, name: str) -> UUID | None:
+    try:
+        return UUID(request.path_params[name])
+    except ValueError:
+        return None
+
+
+async def visible(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
+    """The household in the path if the caller may see it; support access is audited."""
+    household_id = path_uuid(request, "household_id")
+    seen = await access.visible_household(conn, user, household_id) if household_id else None
+    if seen is None:
+        raise NotFound(NO_HOUSEHOLD)
+    if seen.relation == "support":
+        await access.audit(
+            conn,
+            user_id=user.id,
+            household_id=seen.household.id,
+            action=what,
+            detail={"method": request.method, "path": request.url.path},
+            request_id=request.state.request_id,
+        )
+    return seen
+
+
+def require_admin(user: access.User) -> None:
+    if user.role != "admin":
+        raise Forbidden("Only an administrator may do this.")
+
+
+Handler = Callable[[Request, Any, access.User], Awaitable[Response]]
+
+
+def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Acquire a connection, authenticate the bearer token on it, then call the handler."""
+
+    async def endpoint(request: Request) -> Response:
+        deps_ = deps(request)
+        async with deps_.pool.acquire() as conn:
+            user = await authenticate(conn, deps_.tokens, request.headers.get("authorization"))
+            return await handler(request, conn, user)
+
+    return endpoint
