@@ -41,9 +41,26 @@ iv AS (
     WINDOW w AS (PARTITION BY g.device_id, g.a ORDER BY r.ts)
 )"""
 
+# Every interval piece that falls in a 15-minute bucket, clipped to its range: the one
+# splitting rule shared by the refresher and by reads of a series.
+PIECES_SQL = f"""
+pieces AS (
+    SELECT iv.device_id, bk AS bucket,
+           iv.watts * extract(epoch FROM LEAST(iv.t_end, bk + interval '15 minutes', iv.b)
+                                        - GREATEST(iv.ts, bk, iv.a))::float8 AS wsec
+      FROM iv,
+           LATERAL generate_series(
+               date_bin('15 minutes', GREATEST(iv.ts, iv.a), {ORIGIN_SQL}),
+               LEAST(iv.t_end, iv.b) - interval '1 microsecond',
+               interval '15 minutes') AS bk
+     WHERE LEAST(iv.t_end, iv.b) > GREATEST(iv.ts, iv.a)
+)"""
+
 # $1 device ids, $2 window start, $3 window end, $4 now, $5 cap,
 # $6 the first bucket boundary at or after the start, $7 the last one at or before the end.
-_WINDOW_SQL = f"""
+# Per device, buckets in [$6, hi) come from the rollups; hi stops at the watermark and at
+# the device's earliest dirty range. The ranges [start, $6) and [hi, end) are read raw.
+_PLAN_SQL = f"""
 WITH dev AS (
     SELECT d.id AS device_id,
            GREATEST($6::timestamptz, LEAST(
@@ -52,19 +69,21 @@ WITH dev AS (
                coalesce((SELECT min(x.from_ts) FROM rollup_dirty x WHERE x.device_id = d.id),
                         'infinity'))) AS hi
       FROM unnest($1::uuid[]) AS d(id), rollup_state s
-), rolled AS (
-    SELECT r.device_id, sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg,
-           sum(r.capped_gaps) AS gaps
-      FROM dev
-      JOIN rollup_15m r ON r.device_id = dev.device_id AND r.bucket >= $6 AND r.bucket < dev.hi
-     GROUP BY r.device_id
 ), ranges AS (
     SELECT device_id, $2::timestamptz AS a, LEAST($6::timestamptz, $3::timestamptz) AS b
       FROM dev
     UNION ALL
     SELECT device_id, GREATEST(hi, LEAST($6::timestamptz, $3::timestamptz)), $3::timestamptz
       FROM dev
-), {INTERVALS_SQL}, raw AS (
+), {INTERVALS_SQL}"""
+
+_WINDOW_SQL = f"""{_PLAN_SQL}, rolled AS (
+    SELECT r.device_id, sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg,
+           sum(r.capped_gaps) AS gaps
+      FROM dev
+      JOIN rollup_15m r ON r.device_id = dev.device_id AND r.bucket >= $6 AND r.bucket < dev.hi
+     GROUP BY r.device_id
+), raw AS (
     SELECT device_id,
            sum(GREATEST(watts, 0)
                * extract(epoch FROM LEAST(t_end, b) - GREATEST(ts, a))::float8) / 3600 AS wh_pos,
@@ -87,6 +106,19 @@ SELECT dev.device_id,
   LEFT JOIN rolled ON rolled.device_id = dev.device_id
   LEFT JOIN raw ON raw.device_id = dev.device_id
   LEFT JOIN raw_gaps ON raw_gaps.device_id = dev.device_id
+"""
+
+# The same figure per 15-minute bucket (a bucket cut by the window's edge keys on its start).
+_SERIES_SQL = f"""{_PLAN_SQL}, {PIECES_SQL}, parts AS (
+    SELECT r.device_id, r.bucket, r.wh_pos, r.wh_neg
+      FROM dev
+      JOIN rollup_15m r ON r.device_id = dev.device_id AND r.bucket >= $6 AND r.bucket < dev.hi
+    UNION ALL
+    SELECT device_id, bucket, sum(GREATEST(wsec, 0)) / 3600, sum(GREATEST(-wsec, 0)) / 3600
+      FROM pieces GROUP BY device_id, bucket
+)
+SELECT device_id, bucket, sum(wh_pos) AS wh_pos, sum(wh_neg) AS wh_neg
+  FROM parts GROUP BY device_id, bucket ORDER BY device_id, bucket
 """
 
 
@@ -119,16 +151,42 @@ async def device_energy(
 ) -> dict[UUID, DeviceEnergy]:
     """Energy of each device over [start, end), current to `now`."""
     rows = await conn.fetch(
-        _WINDOW_SQL,
-        device_ids,
-        start,
-        end,
-        now,
-        cap,
-        ceil_bucket(start),
-        floor_bucket(min(end, now)),
+        _WINDOW_SQL, device_ids, start, end, now, cap, *_bounds(start, end, now)
     )
     # + 0.0 turns the -0.0 that GREATEST(-0.0, 0) can give into 0.0.
     return {
         r["device_id"]: DeviceEnergy(r["wh_pos"] + 0.0, r["wh_neg"] + 0.0, r["gaps"]) for r in rows
     }
+
+
+@dataclass(frozen=True)
+class BucketEnergy:
+    bucket: datetime
+    wh_pos: float
+    wh_neg: float
+
+
+def _bounds(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
+    return ceil_bucket(start), floor_bucket(min(end, now))
+
+
+async def bucket_energy(
+    conn: Conn,
+    device_ids: list[UUID],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    cap: timedelta,
+) -> dict[UUID, list[BucketEnergy]]:
+    """Energy of each device per 15-minute bucket of [start, end), buckets in order; a
+    bucket with no energy is absent."""
+    rows = await conn.fetch(
+        _SERIES_SQL, device_ids, start, end, now, cap, *_bounds(start, end, now)
+    )
+    series: dict[UUID, list[BucketEnergy]] = {d: [] for d in device_ids}
+    for r in rows:
+        series[r["device_id"]].append(
+            BucketEnergy(r["bucket"], r["wh_pos"] + 0.0, r["wh_neg"] + 0.0)
+        )
+    return series

@@ -1,19 +1,22 @@
 """Telemetry ingestion: check each reading, store the good ones in one transaction, report
 the rest by index and code.
 
-One statement stores a batch: it inserts the readings (a repeated (device, ts) is left as it
-was: raw telemetry is append-only), moves the hot table forward, and marks the rollup
-ranges the new readings touch as dirty. A second one classifies what was already there as
-an exact duplicate or a conflict. Both run in one transaction: all or nothing.
+A batch goes in with COPY, or with INSERT ... ON CONFLICT DO NOTHING when some of it is
+already stored (a repeated (device, ts) keeps its first value: raw telemetry is
+append-only); what was there is then classed as an exact duplicate or a conflict. The hot
+table moves forward and the rollup ranges the readings touch are marked dirty, all in one
+transaction: all or nothing.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
+
+import asyncpg
 
 from telemetry.kinds import DeviceKind
 
@@ -29,6 +32,8 @@ BUCKET = timedelta(minutes=15)
 
 # Kinds whose power is never negative; grid and battery go both ways.
 NON_NEGATIVE_KINDS: frozenset[DeviceKind] = frozenset({"consumer", "solar", "ev_charger"})
+_COLUMNS = ["device_id", "ts", "watts"]
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 _WRITABLE_SQL = """
 SELECT d.id, d.kind, d.max_watts
@@ -41,43 +46,38 @@ SELECT d.id, d.kind, d.max_watts
                         OR ($3::text = 'gateway' AND m.role = 'gateway'))))
 """
 
-# Dirty ranges are grouped by hour of the readings, so a batch holding one reading from last
-# week and the rest from now does not make the whole week dirty.
-_STORE_SQL = """
-WITH batch AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::int4[])
-        AS b(device_id, ts, watts, idx)
-), ins AS (
-    INSERT INTO readings (device_id, ts, watts)
-    SELECT device_id, ts, watts FROM batch
-    ON CONFLICT (device_id, ts) DO NOTHING
-    RETURNING device_id, ts, watts
-), latest AS (
-    INSERT INTO device_latest (device_id, ts, watts)
-    SELECT DISTINCT ON (device_id) device_id, ts, watts FROM ins ORDER BY device_id, ts DESC
-    ON CONFLICT (device_id) DO UPDATE
-       SET ts = EXCLUDED.ts, watts = EXCLUDED.watts, updated_at = now()
-     WHERE device_latest.ts < EXCLUDED.ts
-), dirty AS (
-    INSERT INTO rollup_dirty (device_id, from_ts, to_ts)
-    SELECT device_id,
-           date_bin('15 minutes', min(ts) - $5::interval, timestamptz '2000-01-01 00:00Z'),
-           max(ts) + $5::interval
-      FROM ins
-     GROUP BY device_id, date_bin('1 hour', ts, timestamptz '2000-01-01 00:00Z')
-)
-SELECT b.idx, b.watts, r.watts AS stored
-  FROM batch b
-  LEFT JOIN readings r ON r.device_id = b.device_id AND r.ts = b.ts
- WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.device_id = b.device_id AND ins.ts = b.ts)
+# In batch order, so that of two readings with one key in a batch the first one stands.
+_INSERT_SQL = """
+INSERT INTO readings (device_id, ts, watts)
+SELECT device_id, ts, watts
+  FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[]) WITH ORDINALITY
+       AS b(device_id, ts, watts, n)
+ ORDER BY n
+ON CONFLICT (device_id, ts) DO NOTHING
 """
 
-# The statement above sees the table as it was before its own insert, so a conflict with a
-# row committed concurrently shows no stored value there; this asks again, after it.
-_STORED_SQL = """
+# After the insert every key of the batch is in the table; a stored value that differs from
+# the batch's is a conflict, with what was stored before or with an earlier reading of the
+# same batch. Everything else not inserted is an exact duplicate.
+_CONFLICTS_SQL = """
 SELECT b.idx, r.watts
-  FROM unnest($1::uuid[], $2::timestamptz[], $3::int4[]) AS b(device_id, ts, idx)
+  FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::int4[])
+       AS b(device_id, ts, watts, idx)
   JOIN readings r ON r.device_id = b.device_id AND r.ts = b.ts
+ WHERE r.watts <> b.watts
+"""
+
+_LATEST_SQL = """
+INSERT INTO device_latest (device_id, ts, watts)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[])
+ON CONFLICT (device_id) DO UPDATE
+   SET ts = EXCLUDED.ts, watts = EXCLUDED.watts, updated_at = now()
+ WHERE device_latest.ts < EXCLUDED.ts
+"""
+
+_DIRTY_SQL = """
+INSERT INTO rollup_dirty (device_id, from_ts, to_ts)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[])
 """
 
 _REJECTED_SQL = """
@@ -123,10 +123,11 @@ class Policy:
     retention: timedelta
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Good:
     index: int
     device_id: UUID
+    slot: int  # the device's number within this batch: a cheap key where UUIDs hash slowly
     ts: datetime
     watts: float
 
@@ -142,17 +143,10 @@ class _Attributable:
 
 
 class _Bad(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, kept: _Attributable | None = None) -> None:
         self.code = code
         self.message = message
-
-
-def _device_id(item: dict[str, Any]) -> UUID | None:
-    raw = item.get("device_id")
-    try:
-        return UUID(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None
+        self.kept = kept
 
 
 def _timestamp(raw: object) -> datetime:
@@ -176,72 +170,179 @@ def _watts(raw: object) -> float:
     return watts
 
 
+@dataclass(frozen=True)
+class Writable:
+    """The devices a batch names that the caller may write, keyed by the id as sent."""
+
+    by_text: dict[str, tuple[UUID, int, DeviceRule]]
+
+
+def named_devices(items: Sequence[object]) -> dict[str, UUID]:
+    """Each distinct device id string of the batch that parses as a UUID."""
+    texts = {item.get("device_id") for item in items if isinstance(item, dict)}
+    parsed: dict[str, UUID] = {}
+    for text in texts:
+        if isinstance(text, str):
+            try:
+                parsed[text] = UUID(text)
+            except ValueError:
+                continue
+    return parsed
+
+
 def check(
-    items: Sequence[object], devices: dict[UUID, DeviceRule], policy: Policy
+    items: Sequence[object], devices: Writable, policy: Policy
 ) -> tuple[list[_Good], list[Rejection], list[_Attributable]]:
-    """Validate every reading on its own; one bad reading never blocks the others."""
+    """Validate every reading on its own; one bad reading never blocks the others.
+
+    A reading that passes every check takes the short path; any other is judged again by
+    _classify, which says which check it failed.
+    """
     good: list[_Good] = []
     rejected: list[Rejection] = []
     kept: list[_Attributable] = []
     latest_allowed = policy.now + FUTURE_TOLERANCE
     oldest_allowed = policy.now - policy.retention
+    by_text = devices.by_text
+    parse = datetime.fromisoformat
     for index, item in enumerate(items):
-        try:
-            if not isinstance(item, dict):
-                raise _Bad("invalid_reading", "a reading must be an object")
-            device_id = _device_id(item)
-            rule = devices.get(device_id) if device_id is not None else None
-            if device_id is None or rule is None:
-                raise _Bad("unknown_device", "no device with this id that you may write")
-            ts = _timestamp(item.get("ts"))
-            watts = _watts(item.get("watts"))
-            if rule.kind in NON_NEGATIVE_KINDS and watts < 0:
-                kept.append(_Attributable(device_id, ts, watts, "invalid_sign"))
-                raise _Bad("invalid_sign", f"a {rule.kind} device never reports negative watts")
-            if abs(watts) > rule.max_watts:
-                kept.append(_Attributable(device_id, ts, watts, "implausible_watts"))
-                raise _Bad(
-                    "implausible_watts",
-                    f"{watts:g} W is beyond this device's plausible maximum of "
-                    f"{rule.max_watts:g} W",
-                )
-            if ts > latest_allowed:
-                raise _Bad("future_timestamp", "ts is more than 5 minutes in the future")
-            if ts < oldest_allowed:
-                raise _Bad(
-                    "too_old",
-                    f"ts is older than the raw retention of {policy.retention.days} days",
-                )
-        except _Bad as bad:
-            rejected.append(Rejection(index, bad.code, bad.message))
-            continue
-        good.append(_Good(index, device_id, ts, watts))
+        if type(item) is dict:
+            found = by_text.get(item.get("device_id"))  # type: ignore[arg-type]
+            raw_ts = item.get("ts")
+            raw_watts = item.get("watts")
+            # type(), not isinstance(): True and False are ints to isinstance.
+            if found is not None and type(raw_ts) is str and type(raw_watts) in (float, int):
+                watts = cast("float", raw_watts)
+                try:
+                    ts: datetime | None = parse(raw_ts)
+                except ValueError:
+                    ts = None
+                device_id, slot, rule = found
+                # abs() <= max also refuses NaN and the infinities.
+                if (
+                    ts is not None
+                    and ts.tzinfo is not None
+                    and oldest_allowed <= ts <= latest_allowed
+                    and abs(watts) <= rule.max_watts
+                    and (watts >= 0 or rule.kind not in NON_NEGATIVE_KINDS)
+                ):
+                    good.append(_Good(index, device_id, slot, ts, float(watts)))
+                    continue
+        bad = _classify(item, devices, policy)
+        rejected.append(Rejection(index, bad.code, bad.message))
+        if bad.kept is not None:
+            kept.append(bad.kept)
     return good, rejected, kept
 
 
-def device_ids(items: Sequence[object]) -> list[UUID]:
-    ids = {_device_id(item) for item in items if isinstance(item, dict)}
-    return [i for i in ids if i is not None]
+def _classify(item: object, devices: Writable, policy: Policy) -> _Bad:
+    """Why a reading was refused: the first check it fails, in a fixed order."""
+    try:
+        if not isinstance(item, dict):
+            raise _Bad("invalid_reading", "a reading must be a JSON object")
+        found = devices.by_text.get(item.get("device_id"))  # type: ignore[arg-type]
+        if found is None:
+            raise _Bad("unknown_device", "no device with this id that you may write")
+        device_id, _, rule = found
+        ts = _timestamp(item.get("ts"))
+        watts = _watts(item.get("watts"))
+        if rule.kind in NON_NEGATIVE_KINDS and watts < 0:
+            kept = _Attributable(device_id, ts, watts, "invalid_sign")
+            raise _Bad("invalid_sign", f"a {rule.kind} device never reports negative watts", kept)
+        if abs(watts) > rule.max_watts:
+            kept = _Attributable(device_id, ts, watts, "implausible_watts")
+            raise _Bad(
+                "implausible_watts",
+                f"{watts:g} W is beyond this device's plausible maximum of {rule.max_watts:g} W",
+                kept,
+            )
+        if ts > policy.now + FUTURE_TOLERANCE:
+            raise _Bad("future_timestamp", "ts is more than 5 minutes in the future")
+        if ts < policy.now - policy.retention:
+            raise _Bad(
+                "too_old", f"ts is older than the raw retention of {policy.retention.days} days"
+            )
+    except _Bad as bad:
+        return bad
+    raise AssertionError(f"reading {item!r} passes every check but took the slow path")
 
 
 async def writable_devices(
-    conn: Conn, *, user_id: UUID, role: str, ids: list[UUID]
-) -> dict[UUID, DeviceRule]:
-    rows = await conn.fetch(_WRITABLE_SQL, ids, user_id, role)
-    return {r["id"]: DeviceRule(r["kind"], r["max_watts"]) for r in rows}
+    conn: Conn, *, user_id: UUID, role: str, items: Sequence[object]
+) -> Writable:
+    named = named_devices(items)
+    rows = await conn.fetch(_WRITABLE_SQL, list(set(named.values())), user_id, role)
+    rules = {r["id"]: DeviceRule(r["kind"], r["max_watts"]) for r in rows}
+    slots = {device: slot for slot, device in enumerate(rules)}
+    return Writable(
+        {
+            text: (device, slots[device], rules[device])
+            for text, device in named.items()
+            if device in rules
+        }
+    )
 
 
-def _first_per_key(good: list[_Good]) -> tuple[list[_Good], list[_Good]]:
-    """The first reading of each (device, ts) in the batch, and the repeats after it."""
-    first: dict[tuple[UUID, datetime], _Good] = {}
-    repeats: list[_Good] = []
-    for reading in good:
-        key = (reading.device_id, reading.ts)
-        if key in first:
-            repeats.append(reading)
-        else:
-            first[key] = reading
-    return list(first.values()), repeats
+def _dirty_ranges(
+    readings: list[_Good], cap: timedelta
+) -> tuple[list[UUID], list[datetime], list[datetime]]:
+    """Per device and hour of the readings, the range [first - cap, last + cap) whose
+    buckets they change; grouped by hour so one old reading in a batch of new ones does not
+    make everything between them dirty."""
+    spans: dict[tuple[int, int], list[datetime]] = {}
+    ids: dict[int, UUID] = {}
+    for r in readings:
+        key = (r.slot, int(r.ts.timestamp()) // 3600)
+        ids[r.slot] = r.device_id
+        span = spans.get(key)
+        if span is None:
+            spans[key] = [r.ts, r.ts]
+        elif r.ts < span[0]:
+            span[0] = r.ts
+        elif r.ts > span[1]:
+            span[1] = r.ts
+    devices, starts, ends = [], [], []
+    for (slot, _), (first, last) in spans.items():
+        lowest = first - cap
+        devices.append(ids[slot])
+        starts.append(lowest - (lowest - _EPOCH) % BUCKET)
+        ends.append(last + cap)
+    return devices, starts, ends
+
+
+def _latest(readings: list[_Good]) -> tuple[list[UUID], list[datetime], list[float]]:
+    newest: dict[int, _Good] = {}
+    for r in readings:
+        seen = newest.get(r.slot)
+        if seen is None or r.ts > seen.ts:
+            newest[r.slot] = r
+    latest = list(newest.values())
+    return [r.device_id for r in latest], [r.ts for r in latest], [r.watts for r in latest]
+
+
+async def _insert(conn: Conn, good: list[_Good]) -> int:
+    """Store the batch; returns how many readings were new.
+
+    The common case, a batch of new readings, goes in with COPY; when a key already exists
+    COPY fails as a whole, and the savepoint lets the batch go in again with
+    ON CONFLICT DO NOTHING.
+    """
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "readings",
+                records=[(g.device_id, g.ts, g.watts) for g in good],
+                columns=_COLUMNS,
+            )
+        return len(good)
+    except asyncpg.UniqueViolationError:
+        status = await conn.execute(
+            _INSERT_SQL,
+            [g.device_id for g in good],
+            [g.ts for g in good],
+            [g.watts for g in good],
+        )
+        return int(status.split()[-1])
 
 
 async def store(
@@ -252,40 +353,26 @@ async def store(
     role: str,
     policy: Policy,
 ) -> IngestResult:
-    devices = await writable_devices(conn, user_id=user_id, role=role, ids=device_ids(items))
+    devices = await writable_devices(conn, user_id=user_id, role=role, items=items)
     good, rejected, kept = check(items, devices, policy)
-    unique, repeats = _first_per_key(good)
     async with conn.transaction():
-        leftovers = await conn.fetch(
-            _STORE_SQL,
-            [g.device_id for g in unique],
-            [g.ts for g in unique],
-            [g.watts for g in unique],
-            [g.index for g in unique],
-            policy.cap,
-        )
-        by_index = {g.index: g for g in unique}
-        # The value that stands for each key: what was stored before, else the batch's first.
-        standing = {(g.device_id, g.ts): g.watts for g in unique}
-        stored = {r["idx"]: r["stored"] for r in leftovers if r["stored"] is not None}
-        unseen = [by_index[r["idx"]] for r in leftovers if r["stored"] is None]
-        if unseen:
+        inserted = await _insert(conn, good) if good else 0
+        conflicts: list[tuple[_Good, float]] = []
+        if inserted < len(good):
             rows = await conn.fetch(
-                _STORED_SQL,
-                [g.device_id for g in unseen],
-                [g.ts for g in unseen],
-                [g.index for g in unseen],
+                _CONFLICTS_SQL,
+                [g.device_id for g in good],
+                [g.ts for g in good],
+                [g.watts for g in good],
+                [g.index for g in good],
             )
-            stored |= {r["idx"]: r["watts"] for r in rows}
-        for index, watts in stored.items():
-            standing[(by_index[index].device_id, by_index[index].ts)] = watts
-        conflicts = [by_index[i] for i in stored] + repeats
-        duplicates = 0
-        for reading in conflicts:
-            stored_watts = standing[(reading.device_id, reading.ts)]
-            if reading.watts == stored_watts:
-                duplicates += 1
-                continue
+            by_index = {g.index: g for g in good}
+            conflicts = [(by_index[r["idx"]], r["watts"]) for r in rows]
+        if good:
+            await conn.execute(_LATEST_SQL, *_latest(good))
+            await conn.execute(_DIRTY_SQL, *_dirty_ranges(good, policy.cap))
+        duplicates = len(good) - inserted - len(conflicts)
+        for reading, stored_watts in conflicts:
             rejected.append(
                 Rejection(
                     reading.index,
@@ -305,6 +392,6 @@ async def store(
                 [k.watts for k in kept],
                 [k.code for k in kept],
             )
-    accepted = len(unique) - len(leftovers)
+    accepted = inserted
     rejected.sort(key=lambda r: r.index)
     return IngestResult(accepted=accepted, duplicates=duplicates, rejected=tuple(rejected))

@@ -20,7 +20,13 @@ from uuid import UUID
 
 import asyncpg
 
-from telemetry.energy import INTERVALS_SQL, ORIGIN_SQL, ceil_bucket, floor_bucket
+from telemetry.energy import (
+    INTERVALS_SQL,
+    ORIGIN_SQL,
+    PIECES_SQL,
+    ceil_bucket,
+    floor_bucket,
+)
 
 if TYPE_CHECKING:
     from telemetry.db import Conn
@@ -36,17 +42,7 @@ RETENTION_MARGIN = timedelta(days=1)
 _BUCKETS_SQL = f"""
 WITH ranges AS (
     SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS g(device_id, a, b)
-), {INTERVALS_SQL}, pieces AS (
-    SELECT iv.device_id, bk AS bucket,
-           iv.watts * extract(epoch FROM LEAST(iv.t_end, bk + interval '15 minutes', iv.b)
-                                        - GREATEST(iv.ts, bk, iv.a))::float8 AS wsec
-      FROM iv,
-           LATERAL generate_series(
-               date_bin('15 minutes', GREATEST(iv.ts, iv.a), {ORIGIN_SQL}),
-               LEAST(iv.t_end, iv.b) - interval '1 microsecond',
-               interval '15 minutes') AS bk
-     WHERE LEAST(iv.t_end, iv.b) > GREATEST(iv.ts, iv.a)
-), energy AS (
+), {INTERVALS_SQL}, {PIECES_SQL}, energy AS (
     SELECT device_id, bucket,
            sum(GREATEST(wsec, 0)) / 3600 AS wh_pos,
            sum(GREATEST(-wsec, 0)) / 3600 AS wh_neg
@@ -166,10 +162,21 @@ async def refresh_all(conn: Conn, *, cap: timedelta, now: datetime | None = None
 
 
 async def rebuild(conn: Conn, *, cap: timedelta) -> int:
-    """Forget every rollup and mark all raw history dirty: after a gap-cap change."""
+    """Recompute every bucket that raw readings still cover: after a gap-cap change.
+
+    Buckets older than the oldest raw reading are kept as they are (their readings are past
+    retention), so history is never lost, though it keeps the cap it was computed with.
+    """
     async with conn.transaction():
         await conn.execute("LOCK TABLE rollup_state")
-        await conn.execute("DELETE FROM rollup_15m")
+        await conn.execute(
+            f"""
+            DELETE FROM rollup_15m r
+             USING (SELECT device_id, date_bin('15 minutes', min(ts), {ORIGIN_SQL}) AS first
+                      FROM readings GROUP BY device_id) f
+             WHERE r.device_id = f.device_id AND r.bucket >= f.first
+            """
+        )
         await conn.execute("DELETE FROM rollup_dirty")
         await conn.execute(
             f"""
@@ -232,7 +239,6 @@ class Refresher:
         self._retention = retention
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
-        self.last: RefreshResult | None = None
         self._expired_at: datetime | None = None
 
     async def run_once(self) -> None:

@@ -44,6 +44,10 @@ class TimeOfUsePeriod(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
+        if _minutes(self.start) % 15 or _minutes(self.end) % 15:
+            # Energy is rolled up in local quarter hours; a period boundary inside one
+            # would need a price split that the rollups cannot give.
+            raise ValueError("start and end must fall on a quarter hour (:00, :15, :30, :45)")
         if _minutes(self.start) >= _minutes(self.end):
             raise ValueError("start must be before end (split a period that crosses midnight)")
         if len(set(self.days)) != len(self.days):

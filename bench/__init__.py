@@ -1,0 +1,1 @@
+"""Benchmarks that print their figures; run apart from the test suite (python -m bench.NAME)."""

@@ -1,0 +1,345 @@
+"""The canonical household figures: energy by kind and device, self-consumption, cost,
+top devices, series and live power. Every figure comes from telemetry.energy and carries
+fresh_as_of; money is in the household currency's major unit, unrounded (rounding is for
+display).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, get_args
+from zoneinfo import ZoneInfo
+
+from telemetry.energy import BucketEnergy, DeviceEnergy, bucket_energy, device_energy
+from telemetry.households import Device, Household, list_devices
+from telemetry.tariff import Weekday
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
+    from telemetry.windows import Window
+
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+CONSUMING = ("consumer", "ev_charger")
+
+
+@dataclass(frozen=True)
+class DeviceFigure:
+    device: Device
+    kwh: float
+    kwh_negative: float
+    share: float | None  # of consumption, for consuming devices
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.device.id),
+            "name": self.device.name,
+            "kind": self.device.kind,
+            "kwh": self.kwh,
+            "kwh_negative": self.kwh_negative,
+            "share_of_consumption": self.share,
+        }
+
+
+@dataclass(frozen=True)
+class Totals:
+    consumption_kwh: float = 0.0
+    solar_kwh: float = 0.0
+    import_kwh: float = 0.0
+    export_kwh: float = 0.0
+    battery_charge_kwh: float = 0.0
+    battery_discharge_kwh: float = 0.0
+
+    @classmethod
+    def of(cls, figures: list[tuple[Device, float, float]]) -> Totals:
+        """Sum (device, Wh positive, Wh negative) by the kinds' definitions."""
+        sums = dict.fromkeys(
+            ("consumption", "solar", "import", "export", "charge", "discharge"), 0.0
+        )
+        for device, pos, neg in figures:
+            if device.kind in CONSUMING:
+                sums["consumption"] += pos
+            elif device.kind == "solar":
+                sums["solar"] += pos
+            elif device.kind == "grid":
+                sums["import"] += pos
+                sums["export"] += neg
+            elif device.kind == "battery":
+                sums["charge"] += pos
+                sums["discharge"] += neg
+        return cls(
+            consumption_kwh=sums["consumption"] / 1000,
+            solar_kwh=sums["solar"] / 1000,
+            import_kwh=sums["import"] / 1000,
+            export_kwh=sums["export"] / 1000,
+            battery_charge_kwh=sums["charge"] / 1000,
+            battery_discharge_kwh=sums["discharge"] / 1000,
+        )
+
+    def public(self) -> dict[str, float]:
+        return {
+            "consumption_kwh": self.consumption_kwh,
+            "solar_kwh": self.solar_kwh,
+            "grid_import_kwh": self.import_kwh,
+            "grid_export_kwh": self.export_kwh,
+            "battery_charge_kwh": self.battery_charge_kwh,
+            "battery_discharge_kwh": self.battery_discharge_kwh,
+        }
+
+
+@dataclass(frozen=True)
+class Cost:
+    currency: str
+    import_cost: float
+    fixed_charges: float
+    export_credit: float
+    local_days: int
+
+    @property
+    def total(self) -> float:
+        return self.import_cost + self.fixed_charges
+
+    @property
+    def net(self) -> float:
+        return self.total - self.export_credit
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency,
+            "import_cost": self.import_cost,
+            "fixed_charges": self.fixed_charges,
+            "local_days": self.local_days,
+            "estimated_cost": self.total,
+            "export_credit": self.export_credit,
+            "net_cost": self.net,
+        }
+
+
+@dataclass(frozen=True)
+class Quality:
+    offline_devices: list[str] = field(default_factory=list)
+    capped_gaps: int = 0
+    implausible_rejected: int = 0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "offline_devices": self.offline_devices,
+            "capped_gaps": self.capped_gaps,
+            "implausible_readings_rejected": self.implausible_rejected,
+        }
+
+
+@dataclass(frozen=True)
+class EnergyReport:
+    household: Household
+    window: Window
+    fresh_as_of: datetime | None
+    totals: Totals
+    devices: list[DeviceFigure]
+    self_consumption_kwh: float
+    self_consumption_pct: float | None
+    cost: Cost
+    quality: Quality
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "household_id": str(self.household.id),
+            "window": window_public(self.window),
+            "fresh_as_of": self.fresh_as_of.isoformat() if self.fresh_as_of else None,
+            **self.totals.public(),
+            "self_consumption_kwh": self.self_consumption_kwh,
+            "self_consumption_pct": self.self_consumption_pct,
+            "devices": [d.public() for d in self.devices],
+            "cost": self.cost.public(),
+            "tariff": self.household.tariff.model_dump(mode="json"),
+            "data_quality": self.quality.public(),
+        }
+
+
+def window_public(window: Window) -> dict[str, str]:
+    return {
+        "name": window.name,
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "timezone": window.timezone,
+    }
+
+
+async def fresh_as_of(conn: Conn, devices: list[Device], window: Window) -> datetime | None:
+    """The newest reading the window's figures rest on (None if there is none)."""
+    newest: datetime | None = await conn.fetchval(
+        "SELECT max(ts) FROM readings WHERE device_id = ANY($1::uuid[]) AND ts < $2 AND ts >= $3",
+        [d.id for d in devices],
+        window.end,
+        window.start - timedelta(days=1),
+    )
+    return newest
+
+
+def _import_cost(
+    household: Household, grid_buckets: list[BucketEnergy], import_kwh: float
+) -> float:
+    tariff = household.tariff
+    if not tariff.time_of_use:
+        return import_kwh * tariff.import_price_per_kwh
+    # Time-of-use periods start and end on local quarter hours, and buckets are local
+    # quarter hours too, so one price holds for a whole bucket.
+    zone = ZoneInfo(household.timezone)
+    cost = 0.0
+    for b in grid_buckets:
+        local = b.bucket.astimezone(zone)
+        price = tariff.import_price_at(WEEKDAYS[local.weekday()], local.time())
+        cost += b.wh_pos / 1000 * price
+    return cost
+
+
+async def energy_report(
+    conn: Conn, household: Household, window: Window, *, now: datetime, cap: timedelta
+) -> EnergyReport:
+    devices = await list_devices(conn, household.id)
+    ids = [d.id for d in devices]
+    energy = await device_energy(conn, ids, start=window.start, end=window.end, now=now, cap=cap)
+    zero = DeviceEnergy(0.0, 0.0, 0)
+    measured = [(d, energy.get(d.id, zero).wh_pos, energy.get(d.id, zero).wh_neg) for d in devices]
+    totals = Totals.of(measured)
+    figures = [
+        DeviceFigure(
+            device=d,
+            kwh=pos / 1000,
+            kwh_negative=neg / 1000,
+            share=(
+                (pos / 1000 / totals.consumption_kwh if totals.consumption_kwh else 0.0)
+                if d.kind in CONSUMING
+                else None
+            ),
+        )
+        for d, pos, neg in measured
+    ]
+    figures.sort(key=lambda f: (-f.kwh, f.device.name.lower()))
+
+    grids = [d.id for d in devices if d.kind == "grid"]
+    grid_buckets: list[BucketEnergy] = []
+    if household.tariff.time_of_use and grids:
+        series = await bucket_energy(
+            conn, grids, start=window.start, end=window.end, now=now, cap=cap
+        )
+        grid_buckets = [b for g in grids for b in series[g]]
+    days = window.local_days()
+    tariff = household.tariff
+    cost = Cost(
+        currency=tariff.currency,
+        import_cost=_import_cost(household, grid_buckets, totals.import_kwh),
+        fixed_charges=tariff.daily_fixed_charge * len(days),
+        export_credit=totals.export_kwh * tariff.export_price_per_kwh,
+        local_days=len(days),
+    )
+    used = max(0.0, totals.solar_kwh - totals.export_kwh)
+    implausible = await conn.fetchval(
+        "SELECT count(*) FROM rejected_readings WHERE device_id = ANY($1::uuid[])"
+        " AND code = 'implausible_watts' AND ts >= $2 AND ts < $3",
+        ids,
+        window.start,
+        window.end,
+    )
+    latest = {
+        r["device_id"]: r["ts"]
+        for r in await conn.fetch(
+            "SELECT device_id, ts FROM device_latest WHERE device_id = ANY($1::uuid[])", ids
+        )
+    }
+    offline = sorted(d.name for d in devices if d.id not in latest or latest[d.id] < now - cap)
+    return EnergyReport(
+        household=household,
+        window=window,
+        fresh_as_of=await fresh_as_of(conn, devices, window),
+        totals=totals,
+        devices=figures,
+        self_consumption_kwh=used,
+        self_consumption_pct=used / totals.solar_kwh * 100 if totals.solar_kwh else None,
+        cost=cost,
+        quality=Quality(
+            offline_devices=offline,
+            capped_gaps=sum(e.capped_gaps for e in energy.values()),
+            implausible_rejected=int(implausible),
+        ),
+    )
+
+
+async def energy_series(
+    conn: Conn,
+    household: Household,
+    window: Window,
+    edges: list[datetime],
+    *,
+    now: datetime,
+    cap: timedelta,
+) -> list[dict[str, Any]]:
+    """Totals per bucket [edges[i], edges[i+1]); edges lie on local quarter hours (or are
+    the window's own start and end)."""
+    devices = await list_devices(conn, household.id)
+    by_id = {d.id: d for d in devices}
+    series = await bucket_energy(
+        conn, list(by_id), start=window.start, end=window.end, now=now, cap=cap
+    )
+    slots: list[list[tuple[Device, float, float]]] = [[] for _ in edges[:-1]]
+    for device_id, buckets in series.items():
+        for b in buckets:
+            # A bucket cut by the window's start is keyed before it; it belongs to slot 0.
+            slot = max(0, bisect.bisect_right(edges, b.bucket) - 1)
+            slots[min(slot, len(slots) - 1)].append((by_id[device_id], b.wh_pos, b.wh_neg))
+    return [
+        {"start": edges[i].isoformat(), "end": edges[i + 1].isoformat(), **Totals.of(s).public()}
+        for i, s in enumerate(slots)
+    ]
+
+
+async def live(
+    conn: Conn, household: Household, *, now: datetime, cap: timedelta
+) -> dict[str, Any]:
+    """Each device's latest watts and age; house totals count only devices heard from
+    within the gap cap."""
+    rows = await conn.fetch(
+        """
+        SELECT d.id, d.name, d.kind, l.ts, l.watts
+          FROM devices d LEFT JOIN device_latest l ON l.device_id = d.id
+         WHERE d.household_id = $1 ORDER BY lower(d.name)
+        """,
+        household.id,
+    )
+    load = solar = grid_import = grid_export = 0.0
+    devices = []
+    newest: datetime | None = None
+    for r in rows:
+        fresh = r["ts"] is not None and r["ts"] >= now - cap
+        if r["ts"] is not None and (newest is None or r["ts"] > newest):
+            newest = r["ts"]
+        devices.append(
+            {
+                "id": str(r["id"]),
+                "name": r["name"],
+                "kind": r["kind"],
+                "watts": r["watts"],
+                "as_of": r["ts"].isoformat() if r["ts"] else None,
+                "age_seconds": (now - r["ts"]).total_seconds() if r["ts"] else None,
+                "stale": not fresh,
+            }
+        )
+        if not fresh:
+            continue
+        if r["kind"] in CONSUMING:
+            load += r["watts"]
+        elif r["kind"] == "solar":
+            solar += r["watts"]
+        elif r["kind"] == "grid":
+            grid_import += max(r["watts"], 0.0)
+            grid_export += max(-r["watts"], 0.0)
+    return {
+        "household_id": str(household.id),
+        "fresh_as_of": newest.isoformat() if newest else None,
+        "house_load_watts": load,
+        "solar_watts": solar,
+        "grid_import_watts": grid_import,
+        "grid_export_watts": grid_export,
+        "devices": devices,
+    }
