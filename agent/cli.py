@@ -121,6 +121,18 @@ def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(_with_conn(settings, work))
 
 
+def cmd_refresh(settings: Settings, args: argparse.Namespace) -> None:
+    from telemetry.rollups import rebuild, refresh_all
+
+    cap = timedelta(seconds=settings.gap_cap_seconds)
+
+    async def work(conn: Conn) -> None:
+        written = await (rebuild(conn, cap=cap) if args.rebuild else refresh_all(conn, cap=cap))
+        print(f"rollups current: {written} buckets written", file=sys.stderr)
+
+    asyncio.run(_with_conn(settings, work))
+
+
 def cmd_user_add(settings: Settings, args: argparse.Namespace) -> None:
     body = _validated(schemas.UserIn, {"email": args.email, "role": args.role})
 
@@ -244,6 +256,11 @@ def parser() -> argparse.ArgumentParser:
     seed.add_argument("--days", type=float, default=30)
     seed.add_argument("--seed", type=int, default=1)
 
+    refresh = sub.add_parser("refresh", help="bring the energy rollups up to date")
+    refresh.add_argument(
+        "--rebuild", action="store_true", help="recompute every bucket (after a gap-cap change)"
+    )
+
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     user_add = user.add_parser("add", help="create a user; prints its id")
     user_add.add_argument("email")
@@ -286,6 +303,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
     ("demo", None): cmd_demo,
     ("migrate", None): cmd_migrate,
     ("seed-demo", None): cmd_seed_demo,
+    ("refresh", None): cmd_refresh,
     ("user", "add"): cmd_user_add,
     ("token", None): cmd_token,
     ("household", "add"): cmd_household_add,

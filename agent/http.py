@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +35,7 @@ from agent.errors import (
 from agent.settings import Settings
 from telemetry import access, households
 from telemetry.migrate import pending
+from telemetry.rollups import Refresher
 
 log = logging.getLogger("wattwise.http")
 
@@ -248,6 +250,10 @@ def routes() -> list[Route]:
         Route("/v1/households", requests.authenticated(create_household), methods=["POST"]),
         Route(h, requests.authenticated(get_household), methods=["GET"]),
         Route(f"{h}/devices", requests.authenticated(list_devices), methods=["GET"]),
+        Route(f"{h}/energy", requests.authenticated(telemetry_routes.get_energy)),
+        Route(f"{h}/energy/series", requests.authenticated(telemetry_routes.get_series)),
+        Route(f"{h}/top-devices", requests.authenticated(telemetry_routes.get_top_devices)),
+        Route(f"{h}/live", requests.authenticated(telemetry_routes.get_live)),
         Route(f"{h}/devices", requests.authenticated(create_device), methods=["POST"]),
         Route(f"{h}/members", requests.authenticated(add_member), methods=["POST"]),
         Route(f"{h}/support", requests.authenticated(assign_support), methods=["POST"]),
@@ -274,7 +280,17 @@ def create_app(*, settings: Settings | None = None, deps: Deps | None = None) ->
         assert settings is not None
         async with open_deps(settings) as opened:
             app.state.deps = opened
-            yield
+            refresher = Refresher(
+                opened.pool,
+                cap=timedelta(seconds=settings.gap_cap_seconds),
+                retention=timedelta(days=settings.raw_retention_days),
+                interval=settings.refresh_seconds,
+            )
+            refresher.start()
+            try:
+                yield
+            finally:
+                await refresher.stop()
 
     app = Starlette(
         routes=routes(),

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast, get_args
 
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agent import requests
-from agent.errors import Forbidden, InvalidRequest, PayloadTooLarge, Unavailable
-from telemetry import access, ingest
+from agent.errors import FieldError, Forbidden, InvalidRequest, PayloadTooLarge, Unavailable
+from telemetry import access, households, ingest, queries, windows
+from telemetry.windows import Window
 
 NDJSON = "application/x-ndjson"
+MAX_TOP_DEVICES = 20
+MAX_SERIES_BUCKETS = 3000
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -86,3 +89,96 @@ async def post_telemetry(request: Request, conn: Any, user: access.User) -> Resp
             code="database_unavailable",
         ) from exc
     return JSONResponse(result.public())
+
+
+def _cap(request: Request) -> timedelta:
+    return timedelta(seconds=requests.deps(request).settings.gap_cap_seconds)
+
+
+def _window(request: Request, household: households.Household, now: datetime) -> Window:
+    params = request.query_params
+    tz = params.get("tz") or household.timezone
+    name = params.get("window")
+    if name is None and "start" not in params and "end" not in params:
+        name = "day"
+    try:
+        return windows.resolve(
+            name, timezone=tz, now=now, start=params.get("start"), end=params.get("end")
+        )
+    except windows.WindowError as exc:
+        field = {"invalid_timezone": "tz"}.get(exc.code, "window")
+        raise InvalidRequest(
+            exc.message, code=exc.code, fields=(FieldError(field, exc.message),)
+        ) from exc
+
+
+async def _readable(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
+    seen = await requests.visible(conn, user, request, what)
+    if seen.relation == "gateway":
+        raise Forbidden("A gateway may only list devices and write telemetry.")
+    return seen
+
+
+async def get_energy(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _readable(conn, user, request, "energy.read")
+    now = datetime.now(UTC)
+    window = _window(request, seen.household, now)
+    report = await queries.energy_report(conn, seen.household, window, now=now, cap=_cap(request))
+    return JSONResponse(report.public())
+
+
+async def get_series(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _readable(conn, user, request, "energy.series")
+    now = datetime.now(UTC)
+    window = _window(request, seen.household, now)
+    raw_step = request.query_params.get("step", "1h")
+    if raw_step not in get_args(windows.Step):
+        reason = "step must be 15m, 1h or 1d"
+        raise InvalidRequest(reason, fields=(FieldError("step", reason),))
+    step = cast("windows.Step", raw_step)
+    edges = windows.series_edges(window, step)
+    if len(edges) > MAX_SERIES_BUCKETS + 1:
+        reason = f"at most {MAX_SERIES_BUCKETS} buckets; use a larger step or a shorter window"
+        raise InvalidRequest(reason, fields=(FieldError("step", reason),))
+    buckets = await queries.energy_series(
+        conn, seen.household, window, edges, now=now, cap=_cap(request)
+    )
+    fresh = await queries.fresh_as_of(
+        conn, await households.list_devices(conn, seen.household.id), window
+    )
+    return JSONResponse(
+        {
+            "household_id": str(seen.household.id),
+            "window": queries.window_public(window),
+            "step": step,
+            "fresh_as_of": fresh.isoformat() if fresh else None,
+            "buckets": buckets,
+        }
+    )
+
+
+async def get_top_devices(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _readable(conn, user, request, "energy.top_devices")
+    raw_limit = request.query_params.get("limit", "5")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_TOP_DEVICES:
+        reason = f"limit must be a whole number from 1 to {MAX_TOP_DEVICES}"
+        raise InvalidRequest(reason, fields=(FieldError("limit", reason),))
+    now = datetime.now(UTC)
+    window = _window(request, seen.household, now)
+    report = await queries.energy_report(conn, seen.household, window, now=now, cap=_cap(request))
+    consuming = [d for d in report.devices if d.device.kind in queries.CONSUMING]
+    return JSONResponse(
+        {
+            "household_id": str(seen.household.id),
+            "window": queries.window_public(window),
+            "fresh_as_of": report.fresh_as_of.isoformat() if report.fresh_as_of else None,
+            "consumption_kwh": report.totals.consumption_kwh,
+            "devices": [d.public() for d in consuming[: int(raw_limit)]],
+        }
+    )
+
+
+async def get_live(request: Request, conn: Any, user: access.User) -> Response:
+    seen = await _readable(conn, user, request, "energy.live")
+    now = datetime.now(UTC)
+    return JSONResponse(await queries.live(conn, seen.household, now=now, cap=_cap(request)))
