@@ -14,23 +14,26 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# Every timestamp leaves the database in UTC; local time is computed in Python. JIT is off:
+# compiling a query costs hundreds of milliseconds, and on a database without statistics
+# yet the planner's estimates trigger it for queries that run in one.
+SERVER_SETTINGS = {"timezone": "UTC", "application_name": "wattwise", "jit": "off"}
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
-        # Every timestamp leaves the database in UTC; local time is computed in Python.
-        server_settings={"timezone": "UTC", "application_name": "wattwise"},
+        server_settings=SERVER_SETTINGS,
     )
     assert pool is not None
     return pool
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(
-        dsn, server_settings={"timezone": "UTC", "application_name": "wattwise"}
-    )
+    conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
     await init_connection(conn)
     return conn
 

@@ -30,15 +30,18 @@ ORIGIN_SQL = "timestamptz '2000-01-01 00:00Z'"
 INTERVALS_SQL = """
 iv AS (
     SELECT g.device_id, g.a, g.b, r.ts, r.watts,
-           LEAST(coalesce(lead(r.ts) OVER w, $4::timestamptz), r.ts + $5::interval,
+           LEAST(coalesce(r.next_ts, $4::timestamptz), r.ts + $5::interval,
                  $4::timestamptz) AS t_end,
-           coalesce(lead(r.ts) OVER w, $4::timestamptz) > r.ts + $5::interval AS capped
+           coalesce(r.next_ts, $4::timestamptz) > r.ts + $5::interval AS capped
       FROM ranges g
-      JOIN readings r
-        ON r.device_id = g.device_id
-       AND r.ts >= g.a - $5::interval AND r.ts < g.b + $5::interval
+     CROSS JOIN LATERAL (
+           -- Per range, so each is one index range scan, whatever the planner estimates.
+           SELECT x.ts, x.watts, lead(x.ts) OVER (ORDER BY x.ts) AS next_ts
+             FROM readings x
+            WHERE x.device_id = g.device_id
+              AND x.ts >= g.a - $5::interval AND x.ts < g.b + $5::interval
+           ) r
      WHERE g.a < g.b
-    WINDOW w AS (PARTITION BY g.device_id, g.a ORDER BY r.ts)
 )"""
 
 # Every interval piece that falls in a 15-minute bucket, clipped to its range: the one
@@ -77,12 +80,59 @@ WITH dev AS (
       FROM dev
 ), {INTERVALS_SQL}"""
 
-_WINDOW_SQL = f"""{_PLAN_SQL}, rolled AS (
-    SELECT r.device_id, sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg,
-           sum(r.capped_gaps) AS gaps
+# Each device's rolled range [lo, hi) splits into quarter hours at its edges, whole hours
+# next to them and whole days in the middle: [lo, h_lo) [h_lo, d_lo) [d_lo, d_hi)
+# [d_hi, h_hi) [h_hi, hi), any of them possibly empty.
+_WINDOW_SQL = f"""{_PLAN_SQL}, lv AS (
+    SELECT device_id, $6::timestamptz AS lo, hi,
+           LEAST(hi, date_bin('1 hour', $6::timestamptz + interval '1 hour'
+                                        - interval '1 microsecond', {ORIGIN_SQL})) AS h_lo,
+           date_bin('1 hour', hi, {ORIGIN_SQL}) AS h_floor
       FROM dev
-      JOIN rollup_15m r ON r.device_id = dev.device_id AND r.bucket >= $6 AND r.bucket < dev.hi
-     GROUP BY r.device_id
+), lv2 AS (
+    SELECT device_id, lo, hi, h_lo, GREATEST(h_floor, h_lo) AS h_hi FROM lv
+), levels AS (
+    SELECT device_id, lo, hi, h_lo, h_hi,
+           LEAST(h_hi, date_bin('1 day', h_lo + interval '1 day' - interval '1 microsecond',
+                                {ORIGIN_SQL})) AS d_lo,
+           date_bin('1 day', h_hi, {ORIGIN_SQL}) AS d_floor
+      FROM lv2
+), spans AS (
+    SELECT device_id, lo, hi, h_lo, h_hi, d_lo, GREATEST(d_floor, d_lo) AS d_hi FROM levels
+), rolled_parts AS (
+    -- One index range scan per device and level (LATERAL), never a scan of a level.
+    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
+        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
+          FROM rollup_15m r
+         WHERE r.device_id = s.device_id AND r.bucket >= s.lo AND r.bucket < s.h_lo
+    ) x
+    UNION ALL
+    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
+        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
+          FROM rollup_15m r
+         WHERE r.device_id = s.device_id AND r.bucket >= s.h_hi AND r.bucket < s.hi
+    ) x
+    UNION ALL
+    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
+        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
+          FROM rollup_1h r
+         WHERE r.device_id = s.device_id AND r.bucket >= s.h_lo AND r.bucket < s.d_lo
+    ) x
+    UNION ALL
+    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
+        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
+          FROM rollup_1h r
+         WHERE r.device_id = s.device_id AND r.bucket >= s.d_hi AND r.bucket < s.h_hi
+    ) x
+    UNION ALL
+    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
+        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
+          FROM rollup_1d r
+         WHERE r.device_id = s.device_id AND r.bucket >= s.d_lo AND r.bucket < s.d_hi
+    ) x
+), rolled AS (
+    SELECT device_id, sum(wh_pos) AS wh_pos, sum(wh_neg) AS wh_neg, sum(gaps) AS gaps
+      FROM rolled_parts GROUP BY device_id
 ), raw AS (
     SELECT device_id,
            sum(GREATEST(watts, 0)
@@ -131,13 +181,21 @@ class DeviceEnergy:
     capped_gaps: int
 
 
+def floor_to(ts: datetime, width: timedelta) -> datetime:
+    return ts - (ts - _EPOCH) % width
+
+
+def ceil_to(ts: datetime, width: timedelta) -> datetime:
+    floor = floor_to(ts, width)
+    return floor if floor == ts else floor + width
+
+
 def floor_bucket(ts: datetime) -> datetime:
-    return ts - (ts - _EPOCH) % BUCKET
+    return floor_to(ts, BUCKET)
 
 
 def ceil_bucket(ts: datetime) -> datetime:
-    floor = floor_bucket(ts)
-    return floor if floor == ts else floor + BUCKET
+    return ceil_to(ts, BUCKET)
 
 
 async def device_energy(

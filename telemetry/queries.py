@@ -167,9 +167,18 @@ def window_public(window: Window) -> dict[str, str]:
 
 
 async def fresh_as_of(conn: Conn, devices: list[Device], window: Window) -> datetime | None:
-    """The newest reading the window's figures rest on (None if there is none)."""
+    """The newest reading the window's figures rest on (None if there is none).
+
+    One backward index probe per device, however long the window.
+    """
     newest: datetime | None = await conn.fetchval(
-        "SELECT max(ts) FROM readings WHERE device_id = ANY($1::uuid[]) AND ts < $2 AND ts >= $3",
+        """
+        SELECT max(last.ts)
+          FROM unnest($1::uuid[]) AS d(id),
+               LATERAL (SELECT r.ts FROM readings r
+                         WHERE r.device_id = d.id AND r.ts < $2 AND r.ts >= $3
+                         ORDER BY r.ts DESC LIMIT 1) AS last
+        """,
         [d.id for d in devices],
         window.end,
         window.start - timedelta(days=1),

@@ -25,7 +25,9 @@ from telemetry.energy import (
     ORIGIN_SQL,
     PIECES_SQL,
     ceil_bucket,
+    ceil_to,
     floor_bucket,
+    floor_to,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +69,44 @@ DELETE FROM rollup_15m r
  USING unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS g(device_id, a, b)
  WHERE r.device_id = g.device_id AND r.bucket >= g.a AND r.bucket < g.b
 """
+
+
+# A coarser level is the sum of the level below over the ranges g(device_id, a, b), which
+# are aligned to the coarser bucket; {fine} and {coarse} are table names, {width} its width.
+_COARSE_CLEAR_SQL = """
+DELETE FROM {coarse} r
+ USING unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS g(device_id, a, b)
+ WHERE r.device_id = g.device_id AND r.bucket >= g.a AND r.bucket < g.b
+"""
+_COARSE_SUM_SQL = f"""
+INSERT INTO {{coarse}} (device_id, bucket, wh_pos, wh_neg, capped_gaps)
+SELECT f.device_id, date_bin('{{width}}', f.bucket, {ORIGIN_SQL}),
+       sum(f.wh_pos), sum(f.wh_neg), sum(f.capped_gaps)
+  FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS g(device_id, a, b)
+  JOIN {{fine}} f ON f.device_id = g.device_id AND f.bucket >= g.a AND f.bucket < g.b
+ GROUP BY 1, 2
+"""
+_LEVELS = (
+    ("rollup_15m", "rollup_1h", "1 hour", timedelta(hours=1)),
+    ("rollup_1h", "rollup_1d", "1 day", timedelta(days=1)),
+)
+
+
+def _aligned(
+    ranges: list[tuple[UUID, datetime, datetime]], width: timedelta
+) -> list[tuple[UUID, datetime, datetime]]:
+    """The ranges widened to whole buckets of `width`, merged again so none overlap."""
+    return _merge([(d, floor_to(a, width), ceil_to(b, width)) for d, a, b in ranges])
+
+
+async def _roll_up_coarser(conn: Conn, ranges: list[tuple[UUID, datetime, datetime]]) -> None:
+    for fine, coarse, width_sql, width in _LEVELS:
+        ranges = _aligned(ranges, width)
+        columns = ([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
+        await conn.execute(_COARSE_CLEAR_SQL.format(coarse=coarse), *columns)
+        await conn.execute(
+            _COARSE_SUM_SQL.format(coarse=coarse, fine=fine, width=width_sql), *columns
+        )
 
 
 class CapChanged(RuntimeError):
@@ -126,6 +166,7 @@ async def refresh(
             columns = ([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
             await conn.execute(_CLEAR_SQL, *columns)
             buckets = await conn.execute(_BUCKETS_SQL, *columns, at, cap)
+            await _roll_up_coarser(conn, ranges)
         done = [d["id"] for d in dirty if d["to_ts"] <= target]
         ahead = [d["id"] for d in dirty if d["to_ts"] > target]
         await conn.execute("DELETE FROM rollup_dirty WHERE id = ANY($1::bigint[])", done)
@@ -169,14 +210,19 @@ async def rebuild(conn: Conn, *, cap: timedelta) -> int:
     """
     async with conn.transaction():
         await conn.execute("LOCK TABLE rollup_state")
-        await conn.execute(
-            f"""
-            DELETE FROM rollup_15m r
-             USING (SELECT device_id, date_bin('15 minutes', min(ts), {ORIGIN_SQL}) AS first
-                      FROM readings GROUP BY device_id) f
-             WHERE r.device_id = f.device_id AND r.bucket >= f.first
-            """
-        )
+        for table, width in (
+            ("rollup_15m", "15 minutes"),
+            ("rollup_1h", "1 hour"),
+            ("rollup_1d", "1 day"),
+        ):
+            await conn.execute(
+                f"""
+                DELETE FROM {table} r
+                 USING (SELECT device_id, date_bin('{width}', min(ts), {ORIGIN_SQL}) AS first
+                          FROM readings GROUP BY device_id) f
+                 WHERE r.device_id = f.device_id AND r.bucket >= f.first
+                """
+            )
         await conn.execute("DELETE FROM rollup_dirty")
         await conn.execute(
             f"""

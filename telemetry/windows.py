@@ -42,7 +42,6 @@ _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 _WALL_MARGIN = timedelta(days=2)
 _SECOND = timedelta(seconds=1)
 _EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
-_LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 class WindowError(ValueError):
@@ -56,10 +55,10 @@ class WindowError(ValueError):
 
 @dataclass(frozen=True)
 class Window:
-    name: str
-    start: datetime
-    end: datetime
-    timezone: str
+    name: str  # a WindowName, or "custom" for an explicit window
+    start: datetime  # UTC
+    end: datetime  # UTC, exclusive
+    timezone: str  # the IANA name the window was computed in
 
     def __post_init__(self) -> None:
         for instant in (self.start, self.end):
@@ -200,37 +199,40 @@ def _explicit(start: datetime, end: datetime, timezone: str, tz: ZoneInfo, now: 
 def _instant(text: str, tz: ZoneInfo, which: str) -> datetime:
     """A window bound: an ISO 8601 date-time with an offset, or a date meaning local midnight."""
     try:
-        if _PLAIN_DATE.fullmatch(text):
-            try:
-                day = date.fromisoformat(text)
-            except ValueError as exc:
-                raise WindowError(
-                    "invalid_range", f"{which} {_shown(text)} is not a calendar date."
-                ) from exc
-            instant = local_day_start(day, tz)
-        else:
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError as exc:
-                raise WindowError(
-                    "invalid_range",
-                    f"{which} {_shown(text)} is neither an ISO 8601 date-time with an offset "
-                    "(2024-03-01T00:00:00+01:00, 2024-03-01T00:00:00Z) nor a date YYYY-MM-DD.",
-                ) from exc
-            if parsed.utcoffset() is None:
-                raise WindowError(
-                    "invalid_range",
-                    f"{which} {_shown(text)} has no UTC offset: add one (Z or +01:00), "
-                    "or give a date YYYY-MM-DD for local midnight.",
-                )
-            instant = parsed.astimezone(UTC)
+        instant = _parse_bound(text, tz, which)
     except OverflowError:
-        instant = _EARLIEST - _SECOND
-    # Days around a bound are looked at too (local days, wall clock margins), so bounds keep
-    # clear of the ends of the calendar.
-    if not _EARLIEST <= instant <= _LATEST:
+        instant = None
+    # Days either side of a bound are looked at too (local days, wall-clock margins), so a
+    # bound keeps clear of the start of the calendar. A late end is clipped to now anyway.
+    if instant is None or instant < _EARLIEST:
         raise WindowError("invalid_range", f"{which} {_shown(text)} is out of range.")
     return instant
+
+
+def _parse_bound(text: str, tz: ZoneInfo, which: str) -> datetime:
+    if _PLAIN_DATE.fullmatch(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            raise WindowError(
+                "invalid_range", f"{which} {_shown(text)} is not a calendar date."
+            ) from exc
+        return local_day_start(day, tz)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise WindowError(
+            "invalid_range",
+            f"{which} {_shown(text)} is neither an ISO 8601 date-time with an offset "
+            "(2024-03-01T00:00:00+01:00, 2024-03-01T00:00:00Z) nor a date YYYY-MM-DD.",
+        ) from exc
+    if parsed.utcoffset() is None:
+        raise WindowError(
+            "invalid_range",
+            f"{which} {_shown(text)} has no UTC offset: add one (Z or +01:00), "
+            "or give a date YYYY-MM-DD for local midnight.",
+        )
+    return parsed.astimezone(UTC)
 
 
 def _day_of(instant: datetime, tz: ZoneInfo) -> date:

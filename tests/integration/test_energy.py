@@ -128,7 +128,8 @@ async def test_energy_matches_the_reference_raw_rolled_and_after_late_readings(
         s = await _scenario(conn, zone, day)
         await _assert_matches(conn, s, "raw")
         await refresh_all(conn, cap=CAP, now=s.end)
-        assert await conn.fetchval("SELECT count(*) FROM rollup_15m") > 0
+        for level in ("rollup_15m", "rollup_1h", "rollup_1d"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {level}") > 0, level
         await _assert_matches(conn, s, "rolled")
 
         # Late readings between stored ones, exact resends and conflicting values, through

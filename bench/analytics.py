@@ -1,0 +1,219 @@
+"""Analytics: p50/p95 latency of GET /energy for `day`, `week` and `30days` at 32
+concurrent clients against one `wattwise serve` process, on a database of H households x
+D devices x N days of 1-minute readings (default 10 x 20 x 90, about 26 million); baseline:
+the naive query that integrates the raw readings of the same window, measured in the same
+run.
+
+    .venv/bin/python -m bench.analytics [--households 10] [--devices 20] [--days 90]
+        [--clients 32] [--seconds 10]
+
+The dataset is built once into a database named after its shape and kept for later runs
+(`--rebuild` drops it first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+
+from agent.auth import TokenIssuer
+from bench.ingest_http import SECRET, _free_port, _wait_ready
+from telemetry import access
+from telemetry.db import connect
+from telemetry.energy import INTERVALS_SQL
+from telemetry.migrate import migrate
+from telemetry.rollups import refresh_all
+from telemetry.seed import seed_household
+from telemetry.synthetic import fleet
+from telemetry.tariff import Tariff
+from telemetry.windows import resolve
+
+CAP = timedelta(minutes=15)
+WINDOWS = ("day", "week", "30days")
+
+NAIVE_SQL = f"""
+WITH ranges AS (
+    SELECT id AS device_id, $2::timestamptz AS a, $3::timestamptz AS b
+      FROM unnest($1::uuid[]) AS d(id)
+), {INTERVALS_SQL}
+SELECT device_id,
+       sum(GREATEST(watts, 0) * extract(epoch FROM LEAST(t_end, b) - GREATEST(ts, a))::float8)
+           / 3600 AS wh_pos
+  FROM iv WHERE LEAST(t_end, b) > GREATEST(ts, a) GROUP BY device_id
+"""
+
+
+async def build(dsn: str, households: int, devices: int, days: int) -> None:
+    conn = await connect(dsn)
+    try:
+        await migrate(conn)
+        if await conn.fetchval("SELECT count(*) FROM households") == households:
+            return
+        tariff = Tariff(
+            currency="EUR",
+            import_price_per_kwh=0.3,
+            export_price_per_kwh=0.08,
+            daily_fixed_charge=0.4,
+        )
+        end = datetime.now(UTC)
+        for i, spec in enumerate(fleet(households, devices, seed=5)):
+            started = time.perf_counter()
+            seeded = await seed_household(
+                conn, spec, tariff=tariff, days=days, seed=i, end=end, offline_device=None
+            )
+            print(
+                f"  loaded {spec.name} ({spec.timezone}): {seeded.readings:,} readings in "
+                f"{time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
+        started = time.perf_counter()
+        await refresh_all(conn, cap=CAP)
+        print(f"  rolled up in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def naive(dsn: str, now: datetime) -> dict[str, float]:
+    """Median seconds of the raw-integration query per window, over the households."""
+    conn = await connect(dsn)
+    try:
+        homes = await conn.fetch("SELECT id, timezone FROM households ORDER BY id")
+        out = {}
+        for name in WINDOWS:
+            times = []
+            for home in homes[:3]:
+                window = resolve(name, timezone=home["timezone"], now=now)
+                ids = [
+                    r["id"]
+                    for r in await conn.fetch(
+                        "SELECT id FROM devices WHERE household_id = $1", home["id"]
+                    )
+                ]
+                started = time.perf_counter()
+                await conn.fetch(NAIVE_SQL, ids, window.start, window.end, now, CAP)
+                times.append(time.perf_counter() - started)
+            out[name] = statistics.median(times)
+        return out
+    finally:
+        await conn.close()
+
+
+async def load(
+    url: str, token: str, homes: list[str], window: str, clients: int, seconds: float
+) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def client(offset: int) -> None:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+            i = offset
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                response = await http.get(
+                    f"/v1/households/{homes[i % len(homes)]}/energy", params={"window": window}
+                )
+                latencies.append(time.perf_counter() - started)
+                response.raise_for_status()
+                i += 1
+
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    return latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    admin_dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"wattwise_bench_analytics_{args.households}x{args.devices}x{args.days}"
+    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        if args.rebuild:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    started = time.perf_counter()
+    await build(dsn, args.households, args.devices, args.days)
+    conn = await connect(dsn)
+    readings = await conn.fetchval("SELECT count(*) FROM readings")
+    user = await access.get_user_by_email(conn, "bench@example.test") or await access.create_user(
+        conn, email="bench@example.test", role="admin"
+    )
+    homes = [str(r["id"]) for r in await conn.fetch("SELECT id FROM households ORDER BY id")]
+    await conn.close()
+    print(
+        f"dataset: {len(homes)} households, {readings:,} readings "
+        f"(ready in {time.perf_counter() - started:.0f} s)",
+        file=sys.stderr,
+    )
+    baseline = await naive(dsn, datetime.now(UTC))
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "WATTWISE_JWT_SECRET": SECRET,
+        "WATTWISE_PORT": str(port),
+        "WATTWISE_ENV": "development",
+    }
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await _wait_ready(url)
+        token = TokenIssuer(secret=SECRET, issuer="wattwise", audience="wattwise-api").issue(
+            user.id, ttl=timedelta(hours=1)
+        )
+        await load(url, token, homes, "day", args.clients, 2)  # warm-up
+        for window in WINDOWS:
+            latencies = await load(url, token, homes, window, args.clients, args.seconds)
+            p50, p95 = _pct(latencies, 0.50), _pct(latencies, 0.95)
+            naive_ms = baseline[window] * 1000
+            print(
+                f"energy[{window}]: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms at "
+                f"{args.clients} clients, {len(latencies) / args.seconds:.0f} req/s "
+                f"(baseline: naive raw integration {naive_ms:.1f} ms, "
+                f"ratio: {naive_ms / (p50 * 1000):.1f}x at p50, "
+                f"{naive_ms / (p95 * 1000):.1f}x at p95)"
+            )
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--households", type=int, default=10)
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rebuild", action="store_true")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
