@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -20,6 +20,7 @@ from tenacity import (
 )
 
 from agent.auth import TokenIssuer
+from agent.cache import AnswerCache
 from agent.settings import Settings
 from telemetry.db import connect, create_pool
 from telemetry.migrate import migrate
@@ -36,6 +37,7 @@ class Deps:
     pool: asyncpg.Pool
     tokens: TokenIssuer
     redis: aioredis.Redis | None = None
+    answers: AnswerCache = field(default_factory=AnswerCache)
 
 
 def token_issuer(settings: Settings) -> TokenIssuer:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agent import requests
+from agent.cache import OPEN_WINDOW_SECONDS
 from agent.errors import FieldError, Forbidden, InvalidRequest, PayloadTooLarge, Unavailable
 from telemetry import access, households, ingest, queries, windows
 from telemetry.windows import Window
@@ -120,11 +121,32 @@ async def _readable(conn: Any, user: access.User, request: Request, what: str) -
     return seen
 
 
+async def _report(
+    request: Request, conn: Any, household: households.Household, now: datetime
+) -> queries.EnergyReport:
+    """The window's report, from the answer cache when the household's data is unchanged."""
+    window = _window(request, household, now)
+    answers = requests.deps(request).answers
+    open_window = window.end >= now
+    key = (
+        "energy",
+        household.id,
+        household.data_version,
+        window.name,
+        window.timezone,
+        window.start,
+        int(now.timestamp() / OPEN_WINDOW_SECONDS) if open_window else window.end,
+    )
+    report: queries.EnergyReport | None = answers.get(key)
+    if report is None:
+        report = await queries.energy_report(conn, household, window, now=now, cap=_cap(request))
+        answers.put(key, report, open_window=open_window)
+    return report
+
+
 async def get_energy(request: Request, conn: Any, user: access.User) -> Response:
     seen = await _readable(conn, user, request, "energy.read")
-    now = datetime.now(UTC)
-    window = _window(request, seen.household, now)
-    report = await queries.energy_report(conn, seen.household, window, now=now, cap=_cap(request))
+    report = await _report(request, conn, seen.household, datetime.now(UTC))
     return JSONResponse(report.public())
 
 

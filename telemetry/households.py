@@ -32,6 +32,7 @@ class Household:
     currency: str
     tariff: Tariff
     created_at: datetime
+    data_version: int = 0  # bumped by every ingest that stores readings of the household
 
     @classmethod
     def from_record(cls, row: asyncpg.Record) -> Household:
@@ -42,6 +43,7 @@ class Household:
             currency=row["currency"],
             tariff=Tariff.model_validate(row["tariff"]),
             created_at=row["created_at"],
+            data_version=row["data_version"],
         )
 
     def public(self) -> dict[str, Any]:
@@ -88,7 +90,7 @@ class Device:
         }
 
 
-HOUSEHOLD_COLUMNS = "h.id, h.name, h.timezone, h.currency, h.tariff, h.created_at"
+HOUSEHOLD_COLUMNS = "h.id, h.name, h.timezone, h.currency, h.tariff, h.created_at, h.data_version"
 _DEVICE_COLUMNS = "id, household_id, name, kind, controllable, max_watts, created_at"
 
 

@@ -75,6 +75,11 @@ ON CONFLICT (device_id) DO UPDATE
  WHERE device_latest.ts < EXCLUDED.ts
 """
 
+_VERSION_SQL = """
+UPDATE households SET data_version = data_version + 1
+ WHERE id IN (SELECT household_id FROM devices WHERE id = ANY($1::uuid[]))
+"""
+
 _DIRTY_SQL = """
 INSERT INTO rollup_dirty (device_id, from_ts, to_ts)
 SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[])
@@ -368,9 +373,11 @@ async def store(
             )
             by_index = {g.index: g for g in good}
             conflicts = [(by_index[r["idx"]], r["watts"]) for r in rows]
-        if good:
-            await conn.execute(_LATEST_SQL, *_latest(good))
+        if inserted:
+            latest = _latest(good)
+            await conn.execute(_LATEST_SQL, *latest)
             await conn.execute(_DIRTY_SQL, *_dirty_ranges(good, policy.cap))
+            await conn.execute(_VERSION_SQL, latest[0])
         duplicates = len(good) - inserted - len(conflicts)
         for reading, stored_watts in conflicts:
             rejected.append(

@@ -95,6 +95,11 @@ async def _load(
         cap,
     )
     await conn.execute(
+        "UPDATE households SET data_version = data_version + 1"
+        " WHERE id IN (SELECT household_id FROM devices WHERE id = ANY($1::uuid[]))",
+        list(device_ids.values()),
+    )
+    await conn.execute(
         """
         INSERT INTO device_latest (device_id, ts, watts)
         SELECT DISTINCT ON (r.device_id) r.device_id, r.ts, r.watts

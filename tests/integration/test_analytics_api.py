@@ -212,3 +212,32 @@ async def test_live_reports_each_device_and_house_totals(
     # The newest reading is three hours old: every device is stale, nothing counts as now.
     assert all(d["stale"] for d in body["devices"])
     assert body["house_load_watts"] == 0.0
+
+
+async def test_cached_answers_last_exactly_until_new_readings_arrive(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, home: Home, make_user: MakeUser
+) -> None:
+    url = f"/v1/households/{home.household_id}/energy"
+    start, end = home.end - timedelta(hours=6), home.end - timedelta(hours=1)
+    params = {"start": _iso(start), "end": _iso(end)}
+    first = (await client.get(url, params=params, headers=home.owner)).json()
+    async with pool.acquire() as conn:
+        # Behind the service's back (no ingest, so no version bump): rollups are disowned and
+        # a device's raw readings vanish. A recomputed answer would differ; a cached one not.
+        await conn.execute("DELETE FROM rollup_state")
+        await conn.execute("INSERT INTO rollup_state (rolled_until) VALUES ('-infinity')")
+        await conn.execute(
+            "DELETE FROM readings WHERE device_id = $1", home.device_ids["heat_pump"]
+        )
+    cached = (await client.get(url, params=params, headers=home.owner)).json()
+    assert cached == first
+
+    late_ts = start + timedelta(minutes=30, seconds=7)
+    reading = {"device_id": str(home.device_ids["fridge"]), "ts": _iso(late_ts), "watts": 150}
+    _, admin = await make_user("admin")
+    stored = await client.post("/v1/telemetry", json={"readings": [reading]}, headers=admin)
+    assert stored.json()["accepted"] == 1
+    fresh = (await client.get(url, params=params, headers=home.owner)).json()
+    # The heat pump's raw readings are gone and everything is read raw now: the new answer
+    # is computed, not cached, and shows both changes.
+    assert fresh["consumption_kwh"] < first["consumption_kwh"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,9 @@ from telemetry.seed import seed_household
 from telemetry.synthetic import HouseholdSpec, Reading, demo_household, generate
 from telemetry.tariff import Tariff
 from tests import reference
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
 
 CAP = timedelta(minutes=15)
 DAYS = 3.5
@@ -77,7 +81,7 @@ def _raw(readings: Iterable[Reading]) -> list[reference.Raw]:
     return [reference.Raw(r.device_key, r.ts, r.watts) for r in readings]
 
 
-async def _scenario(conn: asyncpg.Connection, zone: str, day: date) -> Scenario:
+async def _scenario(conn: Conn, zone: str, day: date) -> Scenario:
     spec = dataclasses.replace(demo_household(), timezone=zone)
     end = local_midnight(day + timedelta(days=2), zone).replace(second=0, microsecond=0)
     start = end - timedelta(days=DAYS)
@@ -98,7 +102,7 @@ async def _scenario(conn: asyncpg.Connection, zone: str, day: date) -> Scenario:
     return Scenario(spec, end, seeded.device_ids, readings, windows)
 
 
-async def _assert_matches(conn: asyncpg.Connection, s: Scenario, label: str) -> None:
+async def _assert_matches(conn: Conn, s: Scenario, label: str) -> None:
     ids = [s.device_ids[d.key] for d in s.spec.devices]
     per_device = reference.dedupe(s.readings)
     for start, end in s.windows:

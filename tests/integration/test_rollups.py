@@ -5,6 +5,7 @@ refused until a rebuild."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +17,9 @@ from telemetry.energy import device_energy
 from telemetry.rollups import CapChanged, drop_expired, rebuild, refresh, refresh_all
 from telemetry.tariff import Tariff
 from tests import reference
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
 from tests.integration.conftest import MakeUser
 
 CAP = timedelta(minutes=15)
@@ -26,7 +30,7 @@ def close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-9
 
 
-async def _heater(conn: asyncpg.Connection) -> tuple[UUID, UUID]:
+async def _heater(conn: Conn) -> tuple[UUID, UUID]:
     home = await households.create_household(conn, name="H", timezone="UTC", tariff=TARIFF)
     heater = await households.create_device(
         conn,
@@ -40,7 +44,7 @@ async def _heater(conn: asyncpg.Connection) -> tuple[UUID, UUID]:
 
 
 async def _store(
-    conn: asyncpg.Connection,
+    conn: Conn,
     device: UUID,
     rows: list[tuple[datetime, float]],
     now: datetime,
@@ -126,11 +130,11 @@ async def test_rolled_up_history_outlives_raw_retention(pool: asyncpg.Pool) -> N
         rows += [(now - timedelta(hours=2) + timedelta(minutes=m), 900.0) for m in range(0, 60)]
         await _store(conn, heater, rows, now)
         await refresh_all(conn, cap=CAP, now=now)
-        window = {"start": old_day, "end": old_day + timedelta(days=1), "now": now, "cap": CAP}
-        before = await device_energy(conn, [heater], **window)
+        day_end = old_day + timedelta(days=1)
+        before = await device_energy(conn, [heater], start=old_day, end=day_end, now=now, cap=CAP)
         removed = await drop_expired(conn, retention=timedelta(days=90), now=now)
         remaining = await conn.fetchval("SELECT count(*) FROM readings")
-        after = await device_energy(conn, [heater], **window)
+        after = await device_energy(conn, [heater], start=old_day, end=day_end, now=now, cap=CAP)
     assert removed > 0
     assert remaining == 60
     assert close(before[heater].wh_pos, 800.0 * 24)
