@@ -241,3 +241,45 @@ async def test_cached_answers_last_exactly_until_new_readings_arrive(
     # The heat pump's raw readings are gone and everything is read raw now: the new answer
     # is computed, not cached, and shows both changes.
     assert fresh["consumption_kwh"] < first["consumption_kwh"]
+
+
+@pytest.mark.parametrize("name", ["day", "yesterday", "3days", "week", "month", "30days"])
+async def test_every_named_window_matches_the_reference(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, make_user: MakeUser, name: str
+) -> None:
+    zone = "America/New_York"
+    spec = dataclasses.replace(demo_household(), timezone=zone)
+    end = (datetime.now(UTC) - timedelta(minutes=40)).replace(second=0, microsecond=0)
+    owner, headers = await make_user("resident")
+    async with pool.acquire() as conn:
+        seeded = await seed_household(conn, spec, tariff=TARIFF, days=32, seed=4, end=end)
+        await access.add_member(
+            conn, household_id=seeded.household.id, user_id=owner.id, role="owner"
+        )
+        await refresh_all(conn, cap=CAP)
+    response = await client.get(
+        f"/v1/households/{seeded.household.id}/energy", params={"window": name}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    start = datetime.fromisoformat(body["window"]["start"])
+    stop = datetime.fromisoformat(body["window"]["end"])
+    assert body["window"]["name"] == name
+    want = reference.figures(
+        [reference.Dev(d.key, d.kind) for d in spec.devices],
+        [
+            reference.Raw(r.device_key, r.ts, r.watts)
+            for r in generate(spec, start=end - timedelta(days=32), days=32, seed=4)
+        ],
+        start=start,
+        end=stop,
+        now=stop,
+        cap=CAP,
+        tariff=TARIFF,
+        timezone=zone,
+    )
+    assert close(body["consumption_kwh"], want.consumption_kwh)
+    assert close(body["grid_import_kwh"], want.import_kwh)
+    assert close(body["grid_export_kwh"], want.export_kwh)
+    assert close(body["cost"]["estimated_cost"], want.cost)
+    assert body["cost"]["local_days"] == want.local_days
