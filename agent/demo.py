@@ -69,6 +69,8 @@ def banner(settings: Settings, home: DemoHome) -> str:
             "try:",
             f"  curl -s -H 'Authorization: Bearer {home.token}' "
             f"{base}/v1/households/{home.household_id}/devices",
+            f"  curl -s -H 'Authorization: Bearer {home.token}' "
+            f"'{base}/v1/households/{home.household_id}/energy?window=day'",
             "",
         ]
     )

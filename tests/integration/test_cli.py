@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from uuid import UUID
 
 import httpx
 
+from telemetry.db import connect
 from tests.integration.conftest import TEST_SECRET, Database
 
 
@@ -66,3 +68,26 @@ async def test_cli_refusals_exit_2_with_one_line(db: Database) -> None:
     )
     assert code == 2
     assert "timezone" in err
+
+
+async def test_seed_demo_then_refresh_rolls_the_history_up(db: Database) -> None:
+    code, out, err = await _wattwise(db, "seed-demo", "--days", "1")
+    assert code == 0, err
+    household_id = out.strip()
+    code, _, err = await _wattwise(db, "refresh")
+    assert code == 0, err
+    conn = await connect(db.dsn)
+    try:
+        rolled = await conn.fetchval(
+            "SELECT count(*) FROM rollup_15m r JOIN devices d ON d.id = r.device_id"
+            " WHERE d.household_id = $1",
+            UUID(household_id),
+        )
+        dirty_behind = await conn.fetchval(
+            "SELECT count(*) FROM rollup_dirty"
+            " WHERE from_ts < (SELECT rolled_until FROM rollup_state)"
+        )
+    finally:
+        await conn.close()
+    assert rolled > 0
+    assert dirty_behind == 0
