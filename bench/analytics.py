@@ -25,8 +25,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 
-from agent.auth import TokenIssuer
-from bench.ingest_http import SECRET, _free_port, _wait_ready
+from bench.service import running_service, token
 from telemetry import access
 from telemetry.db import connect
 from telemetry.energy import INTERVALS_SQL
@@ -164,32 +163,11 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     baseline = await naive(dsn, datetime.now(UTC))
 
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "WATTWISE_JWT_SECRET": SECRET,
-        "WATTWISE_PORT": str(port),
-        "WATTWISE_ENV": "development",
-    }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent.cli",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        await _wait_ready(url)
-        token = TokenIssuer(secret=SECRET, issuer="wattwise", audience="wattwise-api").issue(
-            user.id, ttl=timedelta(hours=1)
-        )
-        await load(url, token, homes, "day", args.clients, 2)  # warm-up
+    async with running_service(dsn) as url:
+        bearer = token(user.id)
+        await load(url, bearer, homes, "day", args.clients, 2)  # warm-up
         for window in WINDOWS:
-            latencies = await load(url, token, homes, window, args.clients, args.seconds)
+            latencies = await load(url, bearer, homes, window, args.clients, args.seconds)
             p50, p95 = _pct(latencies, 0.50), _pct(latencies, 0.95)
             naive_ms = baseline[window] * 1000
             print(
@@ -199,9 +177,6 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"ratio: {naive_ms / (p50 * 1000):.1f}x at p50, "
                 f"{naive_ms / (p95 * 1000):.1f}x at p95)"
             )
-    finally:
-        server.terminate()
-        await server.wait()
 
 
 def main() -> None:

@@ -80,6 +80,23 @@ WITH dev AS (
       FROM dev
 ), {INTERVALS_SQL}"""
 
+# (rollup level, first bucket, end): the five parts of a device's rolled range, in `spans`.
+_LEVEL_PARTS = (
+    ("rollup_15m", "s.lo", "s.h_lo"),
+    ("rollup_1h", "s.h_lo", "s.d_lo"),
+    ("rollup_1d", "s.d_lo", "s.d_hi"),
+    ("rollup_1h", "s.d_hi", "s.h_hi"),
+    ("rollup_15m", "s.h_hi", "s.hi"),
+)
+_ROLLED_PARTS = "\n    UNION ALL\n".join(
+    f"""    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
+        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
+          FROM {table} r
+         WHERE r.device_id = s.device_id AND r.bucket >= {first} AND r.bucket < {stop}
+    ) x"""
+    for table, first, stop in _LEVEL_PARTS
+)
+
 # Each device's rolled range [lo, hi) splits into quarter hours at its edges, whole hours
 # next to them and whole days in the middle: [lo, h_lo) [h_lo, d_lo) [d_lo, d_hi)
 # [d_hi, h_hi) [h_hi, hi), any of them possibly empty.
@@ -101,35 +118,7 @@ _WINDOW_SQL = f"""{_PLAN_SQL}, lv AS (
     SELECT device_id, lo, hi, h_lo, h_hi, d_lo, GREATEST(d_floor, d_lo) AS d_hi FROM levels
 ), rolled_parts AS (
     -- One index range scan per device and level (LATERAL), never a scan of a level.
-    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
-        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
-          FROM rollup_15m r
-         WHERE r.device_id = s.device_id AND r.bucket >= s.lo AND r.bucket < s.h_lo
-    ) x
-    UNION ALL
-    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
-        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
-          FROM rollup_15m r
-         WHERE r.device_id = s.device_id AND r.bucket >= s.h_hi AND r.bucket < s.hi
-    ) x
-    UNION ALL
-    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
-        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
-          FROM rollup_1h r
-         WHERE r.device_id = s.device_id AND r.bucket >= s.h_lo AND r.bucket < s.d_lo
-    ) x
-    UNION ALL
-    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
-        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
-          FROM rollup_1h r
-         WHERE r.device_id = s.device_id AND r.bucket >= s.d_hi AND r.bucket < s.h_hi
-    ) x
-    UNION ALL
-    SELECT s.device_id, x.wh_pos, x.wh_neg, x.gaps FROM spans s CROSS JOIN LATERAL (
-        SELECT sum(r.wh_pos) AS wh_pos, sum(r.wh_neg) AS wh_neg, sum(r.capped_gaps) AS gaps
-          FROM rollup_1d r
-         WHERE r.device_id = s.device_id AND r.bucket >= s.d_lo AND r.bucket < s.d_hi
-    ) x
+{_ROLLED_PARTS}
 ), rolled AS (
     SELECT device_id, sum(wh_pos) AS wh_pos, sum(wh_neg) AS wh_neg, sum(gaps) AS gaps
       FROM rolled_parts GROUP BY device_id
