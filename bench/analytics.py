@@ -26,7 +26,7 @@ import asyncpg
 import httpx
 
 from bench.service import running_service, token
-from telemetry import access
+from telemetry import access, households, queries
 from telemetry.db import connect
 from telemetry.energy import INTERVALS_SQL
 from telemetry.migrate import migrate
@@ -78,6 +78,32 @@ async def build(dsn: str, households: int, devices: int, days: int) -> None:
         await refresh_all(conn, cap=CAP)
         print(f"  rolled up in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def computed(dsn: str, now: datetime) -> dict[str, float]:
+    """Median seconds of the uncached report (telemetry.queries.energy_report) per window."""
+    conn = await connect(dsn)
+    try:
+        homes = [
+            h
+            for h in [
+                await households.get_household(conn, r["id"])
+                for r in await conn.fetch("SELECT id FROM households ORDER BY id")
+            ]
+            if h is not None
+        ]
+        out = {}
+        for name in WINDOWS:
+            times = []
+            for home in homes:
+                window = resolve(name, timezone=home.timezone, now=now)
+                started = time.perf_counter()
+                await queries.energy_report(conn, home, window, now=now, cap=CAP)
+                times.append(time.perf_counter() - started)
+            out[name] = statistics.median(times)
+        return out
     finally:
         await conn.close()
 
@@ -162,11 +188,25 @@ async def main_async(args: argparse.Namespace) -> None:
         file=sys.stderr,
     )
     baseline = await naive(dsn, datetime.now(UTC))
+    uncached = await computed(dsn, datetime.now(UTC))
+    for window in WINDOWS:
+        ms, naive_ms = uncached[window] * 1000, baseline[window] * 1000
+        print(
+            f"energy[{window}] computed: p50 {ms:.1f} ms uncached, in process (baseline: naive "
+            f"raw integration {naive_ms:.1f} ms, ratio: {naive_ms / ms:.1f}x)"
+        )
 
     async with running_service(dsn) as url:
         bearer = token(user.id)
         await load(url, bearer, homes, "day", args.clients, 2)  # warm-up
         for window in WINDOWS:
+            alone = await load(url, bearer, homes, window, 1, 3)
+            single = _pct(alone, 0.50) * 1000
+            print(
+                f"energy[{window}] alone: p50 {single:.1f} ms at 1 client (baseline: naive raw "
+                f"integration {baseline[window] * 1000:.1f} ms, "
+                f"ratio: {baseline[window] * 1000 / single:.1f}x)"
+            )
             latencies = await load(url, bearer, homes, window, args.clients, args.seconds)
             p50, p95 = _pct(latencies, 0.50), _pct(latencies, 0.95)
             naive_ms = baseline[window] * 1000
