@@ -304,6 +304,10 @@ class Refresher:
                 log.warning("rollup refresh failed: %s", exc)
             await asyncio.sleep(self._interval)
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="wattwise-refresher")
 

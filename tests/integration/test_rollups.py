@@ -4,6 +4,7 @@ refused until a rebuild."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -14,7 +15,14 @@ import pytest
 
 from telemetry import access, households, ingest
 from telemetry.energy import device_energy
-from telemetry.rollups import CapChanged, drop_expired, rebuild, refresh, refresh_all
+from telemetry.rollups import (
+    CapChanged,
+    Refresher,
+    drop_expired,
+    rebuild,
+    refresh,
+    refresh_all,
+)
 from telemetry.tariff import Tariff
 from tests import reference
 
@@ -157,3 +165,27 @@ async def test_a_changed_gap_cap_is_refused_until_a_rebuild(pool: asyncpg.Pool) 
         )
     # Two readings, each holding for the 30-minute cap: 100 W for an hour in all.
     assert close(got[heater].wh_pos, 100.0)
+
+
+async def test_the_background_refresher_rolls_up_new_readings_and_stops_cleanly(
+    pool: asyncpg.Pool,
+) -> None:
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        _, heater = await _heater(conn)
+        rows = [(now - timedelta(hours=3) + timedelta(minutes=m), 700.0) for m in range(0, 120)]
+        await _store(conn, heater, rows, now)
+    want = reference.device_wh(rows, start=rows[0][0], end=now, now=now, cap=CAP)[0]
+    refresher = Refresher(pool, cap=CAP, retention=timedelta(days=90), interval=0.05)
+    refresher.start()
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                async with pool.acquire() as conn:
+                    rolled = await conn.fetchval("SELECT coalesce(sum(wh_pos), 0) FROM rollup_1h")
+                if close(rolled, want):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await refresher.stop()
+    assert refresher.running is False
