@@ -7,16 +7,11 @@ read from the database on each request, so revoking access takes effect at once.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 import jwt
 
 from agent.errors import Unauthorized
-from telemetry.access import User, get_user
-
-if TYPE_CHECKING:
-    from telemetry.db import Conn
 
 ALGORITHM = "HS256"
 # An explicit allow-list: `alg: none` and every asymmetric algorithm are refused.
@@ -69,12 +64,3 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
     return token.strip()
-
-
-async def authenticate(conn: Conn, issuer: TokenIssuer, authorization: str | None) -> User:
-    user_id = issuer.verify(bearer_token(authorization))
-    user = await get_user(conn, user_id)
-    if user is None:
-        # Same answer as a bad token: a deleted user's token must not reveal that it once was.
-        raise Unauthorized("The token is not valid.", code="invalid_token")
-    return user

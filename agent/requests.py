@@ -12,15 +12,23 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from agent.auth import authenticate
+from agent.auth import bearer_token
 from agent.deps import Deps
-from agent.errors import FieldError, Forbidden, InvalidRequest, NotFound, PayloadTooLarge
+from agent.errors import (
+    FieldError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from telemetry import access
 
 M = TypeVar("M", bound=BaseModel)
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 NO_HOUSEHOLD = "No household with this id is visible to you."
+_UNRESOLVED = object()
 
 
 def deps(request: Request) -> Deps:
@@ -52,8 +60,13 @@ def path_uuid(request: Request, name: str) -> UUID | None:
 
 async def visible(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
     """The household in the path if the caller may see it; support access is audited."""
-    household_id = path_uuid(request, "household_id")
-    seen = await access.visible_household(conn, user, household_id) if household_id else None
+    resolved = getattr(request.state, "visible", _UNRESOLVED)
+    seen: access.Visible | None
+    if isinstance(resolved, access.Visible) or resolved is None:
+        seen = resolved  # authenticated() resolved it with the user, in one query
+    else:
+        household_id = path_uuid(request, "household_id")
+        seen = await access.visible_household(conn, user, household_id) if household_id else None
     if seen is None:
         raise NotFound(NO_HOUSEHOLD)
     if seen.relation == "support":
@@ -77,12 +90,26 @@ Handler = Callable[[Request, Any, access.User], Awaitable[Response]]
 
 
 def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Acquire a connection, authenticate the bearer token on it, then call the handler."""
+    """Verify the bearer token, load its user (and the household in the path, if any, in the
+    same round trip), then call the handler with a connection."""
 
     async def endpoint(request: Request) -> Response:
         deps_ = deps(request)
+        user_id = deps_.tokens.verify(bearer_token(request.headers.get("authorization")))
         async with deps_.pool.acquire() as conn:
-            user = await authenticate(conn, deps_.tokens, request.headers.get("authorization"))
+            if "household_id" in request.path_params:
+                household_id = path_uuid(request, "household_id")
+                user, seen = (
+                    await access.user_with_household(conn, user_id, household_id)
+                    if household_id
+                    else (await access.get_user(conn, user_id), None)
+                )
+                request.state.visible = seen
+            else:
+                user = await access.get_user(conn, user_id)
+            if user is None:
+                # Same answer as a bad token: a deleted user's token must not tell it existed.
+                raise Unauthorized("The token is not valid.", code="invalid_token")
             return await handler(request, conn, user)
 
     return endpoint

@@ -69,20 +69,41 @@ class Visible:
 
 
 # One lateral subquery says how ($1 user, $2 role) relates to household h; no row, no access.
-_RELATION_SQL = """
+def _relation_sql(user_id: str, role: str) -> str:
+    """One lateral subquery saying how a user relates to household h; no row, no access.
+
+    `user_id` and `role` are SQL expressions: parameters, or columns of a joined users row.
+    """
+    return f"""
     JOIN LATERAL (
-        SELECT 'admin'::text AS relation WHERE $2::text = 'admin'
+        SELECT 'admin'::text AS relation WHERE {role} = 'admin'
         UNION ALL
         SELECT m.role FROM household_members m
-         WHERE m.household_id = h.id AND m.user_id = $1
-           AND (($2::text = 'resident' AND m.role IN ('owner', 'member'))
-             OR ($2::text = 'gateway' AND m.role = 'gateway'))
+         WHERE m.household_id = h.id AND m.user_id = {user_id}
+           AND (({role} = 'resident' AND m.role IN ('owner', 'member'))
+             OR ({role} = 'gateway' AND m.role = 'gateway'))
         UNION ALL
         SELECT 'support' FROM support_assignments s
-         WHERE $2::text = 'support' AND s.household_id = h.id AND s.user_id = $1
+         WHERE {role} = 'support' AND s.household_id = h.id AND s.user_id = {user_id}
            AND (s.expires_at IS NULL OR s.expires_at > now())
         LIMIT 1
     ) r ON true
+"""
+
+
+_RELATION_SQL = _relation_sql("$1", "$2::text")
+
+# The user a token names and, in the same round trip, the household in the path if they
+# may see it: what every household-scoped request needs before anything else.
+_USER_WITH_HOUSEHOLD_SQL = f"""
+SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at, hv.*
+  FROM users u
+  LEFT JOIN LATERAL (
+      SELECT {HOUSEHOLD_COLUMNS}, r.relation
+        FROM households h {_relation_sql("u.id", "u.role")}
+       WHERE h.id = $2
+  ) hv ON true
+ WHERE u.id = $1
 """
 
 
@@ -106,6 +127,18 @@ async def visible_households(conn: Conn, user: User) -> list[Visible]:
         user.role,
     )
     return [Visible(Household.from_record(r), r["relation"]) for r in rows]
+
+
+async def user_with_household(
+    conn: Conn, user_id: UUID, household_id: UUID
+) -> tuple[User | None, Visible | None]:
+    row = await conn.fetchrow(_USER_WITH_HOUSEHOLD_SQL, user_id, household_id)
+    if row is None:
+        return None, None
+    user = User(row["user_id"], row["email"], row["role"], row["user_created_at"])
+    if row["relation"] is None:
+        return user, None
+    return user, Visible(Household.from_record(row), row["relation"])
 
 
 async def create_user(conn: Conn, *, email: str, role: Role) -> User:
