@@ -169,7 +169,10 @@ def _timestamp(raw: object) -> datetime:
 def _watts(raw: object) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise _Bad("invalid_watts", "watts must be a number")
-    watts = float(raw)
+    try:
+        watts = float(raw)
+    except OverflowError:  # a JSON integer beyond any float
+        watts = math.inf
     if not math.isfinite(watts):
         raise _Bad("invalid_watts", "watts must be finite (not NaN or Infinity)")
     return watts
@@ -184,10 +187,14 @@ class Writable:
 
 def named_devices(items: Sequence[object]) -> dict[str, UUID]:
     """Each distinct device id string of the batch that parses as a UUID."""
-    texts = {item.get("device_id") for item in items if isinstance(item, dict)}
+    texts = {
+        text
+        for item in items
+        if isinstance(item, dict) and isinstance(text := item.get("device_id"), str)
+    }
     parsed: dict[str, UUID] = {}
     for text in texts:
-        if isinstance(text, str):
+        if text:
             try:
                 parsed[text] = UUID(text)
             except ValueError:
@@ -212,7 +219,9 @@ def check(
     parse = datetime.fromisoformat
     for index, item in enumerate(items):
         if type(item) is dict:
-            found = by_text.get(item.get("device_id"))  # type: ignore[arg-type]
+            raw_id = item.get("device_id")
+            # Only a string can name a device; anything else (a list, an object) is unhashable.
+            found = by_text.get(raw_id) if type(raw_id) is str else None
             raw_ts = item.get("ts")
             raw_watts = item.get("watts")
             # type(), not isinstance(): True and False are ints to isinstance.
@@ -245,7 +254,8 @@ def _classify(item: object, devices: Writable, policy: Policy) -> _Bad:
     try:
         if not isinstance(item, dict):
             raise _Bad("invalid_reading", "a reading must be a JSON object")
-        found = devices.by_text.get(item.get("device_id"))  # type: ignore[arg-type]
+        raw_id = item.get("device_id")
+        found = devices.by_text.get(raw_id) if isinstance(raw_id, str) else None
         if found is None:
             raise _Bad("unknown_device", "no device with this id that you may write")
         device_id, _, rule = found

@@ -102,8 +102,11 @@ async def test_each_bad_reading_is_reported_and_the_good_ones_are_stored(
         {"device_id": grid, "ts": _iso(t), "watts": -4200.25},  # 14 good: export
         "not an object",  # 15
         {"device_id": heater, "ts": _iso(t + timedelta(minutes=1)), "watts": 0},  # 16 good
+        {"device_id": [heater], "ts": _iso(t), "watts": 1},  # 17 unhashable id
+        {"device_id": {"id": heater}, "ts": _iso(t), "watts": 1},  # 18
+        {"device_id": heater, "ts": _iso(t + timedelta(seconds=6)), "watts": 10**400},  # 19
     ]
-    body = json.dumps({"readings": readings}).replace('"NAN"', "NaN")
+    body = json.dumps({"readings": readings})
     response = await client.post(
         "/v1/telemetry", content=body, headers=home.gateway | {"content-type": "application/json"}
     )
@@ -125,6 +128,9 @@ async def test_each_bad_reading_is_reported_and_the_good_ones_are_stored(
         12: "future_timestamp",
         13: "too_old",
         15: "invalid_reading",
+        17: "unknown_device",
+        18: "unknown_device",
+        19: "invalid_watts",
     }
     assert all(r["message"] for r in result["rejected"])
     assert (result["accepted"], result["duplicates"]) == (3, 0)
