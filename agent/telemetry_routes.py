@@ -192,12 +192,15 @@ async def get_series(request: Request, conn: Any, user: access.User) -> Response
 async def get_top_devices(request: Request, conn: Any, user: access.User) -> Response:
     seen = await _readable(conn, user, request, "energy.top_devices")
     raw_limit = request.query_params.get("limit", "5")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_TOP_DEVICES:
+    # isascii(): "²".isdigit() is true, but int() refuses it.
+    if (
+        not (raw_limit.isascii() and raw_limit.isdigit())
+        or not 1 <= int(raw_limit) <= MAX_TOP_DEVICES
+    ):
         reason = f"limit must be a whole number from 1 to {MAX_TOP_DEVICES}"
         raise InvalidRequest(reason, fields=(FieldError("limit", reason),))
-    now = datetime.now(UTC)
-    window = _window(request, seen.household, now)
-    report = await queries.energy_report(conn, seen.household, window, now=now, cap=_cap(request))
+    report = (await _answer(request, conn, seen.household, datetime.now(UTC))).report
+    window = report.window
     consuming = [d for d in report.devices if d.device.kind in queries.CONSUMING]
     return JSONResponse(
         {
