@@ -144,12 +144,12 @@ async def _answer(
         window.start,
         int(now.timestamp() / OPEN_WINDOW_SECONDS) if open_window else window.end,
     )
-    answer: _Answer | None = answers.get(key)
-    if answer is None:
+
+    async def compute() -> _Answer:
         report = await queries.energy_report(conn, household, window, now=now, cap=_cap(request))
-        answer = _Answer(report, bytes(JSONResponse(report.public()).body))
-        answers.put(key, answer, open_window=open_window)
-    return answer
+        return _Answer(report, bytes(JSONResponse(report.public()).body))
+
+    return await answers.get_or_compute(key, compute, open_window=open_window)
 
 
 async def get_energy(request: Request, conn: Any, user: access.User) -> Response:
