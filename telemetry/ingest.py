@@ -10,6 +10,7 @@ transaction: all or nothing.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ BUCKET = timedelta(minutes=15)
 # Kinds whose power is never negative; grid and battery go both ways.
 NON_NEGATIVE_KINDS: frozenset[DeviceKind] = frozenset({"consumer", "solar", "ev_charger"})
 _COLUMNS = ["device_id", "ts", "watts"]
+_CHUNK = 10_000
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 _WRITABLE_SQL = """
@@ -203,7 +205,7 @@ def named_devices(items: Sequence[object]) -> dict[str, UUID]:
 
 
 def check(
-    items: Sequence[object], devices: Writable, policy: Policy
+    items: Sequence[object], devices: Writable, policy: Policy, offset: int = 0
 ) -> tuple[list[_Good], list[Rejection], list[_Attributable]]:
     """Validate every reading on its own; one bad reading never blocks the others.
 
@@ -217,7 +219,7 @@ def check(
     oldest_allowed = policy.now - policy.retention
     by_text = devices.by_text
     parse = datetime.fromisoformat
-    for index, item in enumerate(items):
+    for index, item in enumerate(items, offset):
         if type(item) is dict:
             raw_id = item.get("device_id")
             # Only a string can name a device; anything else (a list, an object) is unhashable.
@@ -335,29 +337,56 @@ def _latest(readings: list[_Good]) -> tuple[list[UUID], list[datetime], list[flo
     return [r.device_id for r in latest], [r.ts for r in latest], [r.watts for r in latest]
 
 
-async def _insert(conn: Conn, good: list[_Good]) -> int:
-    """Store the batch; returns how many readings were new.
+async def _check_and_copy(
+    conn: Conn, items: Sequence[object], devices: Writable, policy: Policy
+) -> tuple[list[_Good], list[Rejection], list[_Attributable], bool]:
+    """Validate the batch chunk by chunk and COPY each chunk's good readings.
 
-    The common case, a batch of new readings, goes in with COPY; when a key already exists
-    COPY fails as a whole, and the savepoint lets the batch go in again with
-    ON CONFLICT DO NOTHING.
+    The next chunk is validated in a worker thread while the previous one is being copied,
+    so PostgreSQL inserts on one core while Python checks on the other. The COPYs share one
+    savepoint: if a key already exists, they are all undone and the last value says so.
     """
+    chunks = [(i, items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
+    checks = [asyncio.to_thread(check, chunk, devices, policy, offset) for offset, chunk in chunks]
+    ahead = [asyncio.ensure_future(checks[0])] if checks else []
+    results: list[tuple[list[_Good], list[Rejection], list[_Attributable]]] = []
+    copied = True
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table(
-                "readings",
-                records=[(g.device_id, g.ts, g.watts) for g in good],
-                columns=_COLUMNS,
-            )
-        return len(good)
+            for n in range(len(checks)):
+                if n + 1 < len(checks):
+                    ahead.append(asyncio.ensure_future(checks[n + 1]))
+                results.append(await ahead[n])
+                good = results[-1][0]
+                if good:
+                    await conn.copy_records_to_table(
+                        "readings",
+                        records=[(g.device_id, g.ts, g.watts) for g in good],
+                        columns=_COLUMNS,
+                    )
     except asyncpg.UniqueViolationError:
-        status = await conn.execute(
-            _INSERT_SQL,
-            [g.device_id for g in good],
-            [g.ts for g in good],
-            [g.watts for g in good],
-        )
-        return int(status.split()[-1])
+        copied = False
+    finally:
+        # Whatever happened, every chunk is judged, and no thread is left running.
+        for future in ahead[len(results) :]:
+            results.append(await future)
+        for coroutine in checks[len(ahead) :]:
+            results.append(await coroutine)
+    good_all = [g for r in results for g in r[0]]
+    rejected = [x for r in results for x in r[1]]
+    kept = [x for r in results for x in r[2]]
+    return good_all, rejected, kept, copied
+
+
+async def _insert_missing(conn: Conn, good: list[_Good]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING, in batch order; returns how many were new."""
+    status = await conn.execute(
+        _INSERT_SQL,
+        [g.device_id for g in good],
+        [g.ts for g in good],
+        [g.watts for g in good],
+    )
+    return int(status.split()[-1])
 
 
 async def store(
@@ -369,9 +398,9 @@ async def store(
     policy: Policy,
 ) -> IngestResult:
     devices = await writable_devices(conn, user_id=user_id, role=role, items=items)
-    good, rejected, kept = check(items, devices, policy)
     async with conn.transaction():
-        inserted = await _insert(conn, good) if good else 0
+        good, rejected, kept, copied = await _check_and_copy(conn, items, devices, policy)
+        inserted = len(good) if copied else await _insert_missing(conn, good)
         conflicts: list[tuple[_Good, float]] = []
         if inserted < len(good):
             rows = await conn.fetch(

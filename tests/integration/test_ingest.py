@@ -323,3 +323,29 @@ async def test_a_body_that_is_not_a_batch_gets_422(client: httpx.AsyncClient, ho
             headers=home.gateway | {"content-type": "application/json"},
         )
         assert response.status_code == 422, body
+
+
+async def test_a_batch_over_several_chunks_reports_exact_indices_and_survives_a_late_conflict(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, home: Home
+) -> None:
+    start = datetime.now(UTC) - timedelta(days=20)
+    batch: list[dict[str, object]] = [
+        {"device_id": str(home.grid), "ts": _iso(start + timedelta(seconds=i)), "watts": 1.0}
+        for i in range(25_000)
+    ]
+    stored_before = dict(batch[24_000])
+    first = await client.post(
+        "/v1/telemetry", json={"readings": [stored_before]}, headers=home.gateway
+    )
+    assert first.json()["accepted"] == 1
+    batch[12_345]["watts"] = "oops"  # a rejection in the second chunk
+    batch[24_999]["device_id"] = str(uuid4())  # and one in the third
+    response = await client.post("/v1/telemetry", json={"readings": batch}, headers=home.gateway)
+    result = response.json()
+    assert [(r["index"], r["code"]) for r in result["rejected"]] == [
+        (12_345, "invalid_watts"),
+        (24_999, "unknown_device"),
+    ]
+    # The third chunk holds a stored key: every COPY is undone and the batch goes in again.
+    assert (result["accepted"], result["duplicates"]) == (24_997, 1)
+    assert await _count(pool) == 24_998
