@@ -69,7 +69,7 @@ class Visible:
 
 
 # One lateral subquery says how ($1 user, $2 role) relates to household h; no row, no access.
-def _relation_sql(user_id: str, role: str) -> str:
+def relation_sql(user_id: str, role: str) -> str:
     """One lateral subquery saying how a user relates to household h; no row, no access.
 
     `user_id` and `role` are SQL expressions: parameters, or columns of a joined users row.
@@ -91,7 +91,7 @@ def _relation_sql(user_id: str, role: str) -> str:
 """
 
 
-_RELATION_SQL = _relation_sql("$1", "$2::text")
+_RELATION_SQL = relation_sql("$1", "$2::text")
 
 # The user a token names and, in the same round trip, the household in the path if they
 # may see it: what every household-scoped request needs before anything else.
@@ -100,7 +100,7 @@ SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at, hv.*
   FROM users u
   LEFT JOIN LATERAL (
       SELECT {HOUSEHOLD_COLUMNS}, r.relation
-        FROM households h {_relation_sql("u.id", "u.role")}
+        FROM households h {relation_sql("u.id", "u.role")}
        WHERE h.id = $2
   ) hv ON true
  WHERE u.id = $1

@@ -4,9 +4,11 @@ A reading's watts hold from its timestamp until the device's next reading, at mo
 cap, and never past `now`. An interval is clipped to the range being integrated, so energy
 is split at every bucket and window boundary. Wh = W x s / 3600 in float64.
 
-A window's figure is the sum of rolled-up 15-minute buckets where they are current and of
-raw readings everywhere else (the window's ragged edges, the recent tail, dirty ranges),
-all read by one statement, so from one snapshot.
+A window's figure is the sum of rolled-up buckets where they are current (whole days,
+whole hours, quarter hours at the edges) and of raw readings everywhere else (the window's
+ragged edges, the recent tail, dirty ranges), all read by one statement, so from one
+snapshot. Each rollup level and each raw range is read through a LATERAL subquery: one
+index range scan per device, whatever the planner estimates.
 """
 
 from __future__ import annotations
@@ -149,9 +151,11 @@ SELECT dev.device_id,
 
 # The same figure per 15-minute bucket (a bucket cut by the window's edge keys on its start).
 _SERIES_SQL = f"""{_PLAN_SQL}, {PIECES_SQL}, parts AS (
-    SELECT r.device_id, r.bucket, r.wh_pos, r.wh_neg
-      FROM dev
-      JOIN rollup_15m r ON r.device_id = dev.device_id AND r.bucket >= $6 AND r.bucket < dev.hi
+    SELECT dev.device_id, r.bucket, r.wh_pos, r.wh_neg
+      FROM dev CROSS JOIN LATERAL (
+           SELECT q.bucket, q.wh_pos, q.wh_neg FROM rollup_15m q
+            WHERE q.device_id = dev.device_id AND q.bucket >= $6 AND q.bucket < dev.hi
+           ) r
     UNION ALL
     SELECT device_id, bucket, sum(GREATEST(wsec, 0)) / 3600, sum(GREATEST(-wsec, 0)) / 3600
       FROM pieces GROUP BY device_id, bucket

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import asyncpg
 
+from telemetry.access import relation_sql
+from telemetry.energy import floor_bucket
 from telemetry.kinds import DeviceKind
 
 if TYPE_CHECKING:
@@ -29,23 +31,20 @@ if TYPE_CHECKING:
 MAX_READINGS = 50_000
 MAX_BODY_BYTES = 8 * 1024 * 1024
 FUTURE_TOLERANCE = timedelta(minutes=5)
-BUCKET = timedelta(minutes=15)
 
 # Kinds whose power is never negative; grid and battery go both ways.
 NON_NEGATIVE_KINDS: frozenset[DeviceKind] = frozenset({"consumer", "solar", "ev_charger"})
 _COLUMNS = ["device_id", "ts", "watts"]
 _CHUNK = 10_000
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
-_WRITABLE_SQL = """
+# The devices of households the caller may see, by the one visibility rule of
+# telemetry.access, minus support's: support access is read-only.
+_WRITABLE_SQL = f"""
 SELECT d.id, d.kind, d.max_watts
   FROM devices d
- WHERE d.id = ANY($1::uuid[])
-   AND ($3::text = 'admin'
-        OR EXISTS (SELECT 1 FROM household_members m
-                    WHERE m.household_id = d.household_id AND m.user_id = $2
-                      AND (($3::text = 'resident' AND m.role IN ('owner', 'member'))
-                        OR ($3::text = 'gateway' AND m.role = 'gateway'))))
+  JOIN households h ON h.id = d.household_id
+  {relation_sql("$2", "$3::text")}
+ WHERE d.id = ANY($1::uuid[]) AND r.relation <> 'support'
 """
 
 # In batch order, so that of two readings with one key in a batch the first one stands.
@@ -318,13 +317,21 @@ def _dirty_ranges(
             span[0] = r.ts
         elif r.ts > span[1]:
             span[1] = r.ts
-    devices, starts, ends = [], [], []
-    for (slot, _), (first, last) in spans.items():
-        lowest = first - cap
-        devices.append(ids[slot])
-        starts.append(lowest - (lowest - _EPOCH) % BUCKET)
-        ends.append(last + cap)
-    return devices, starts, ends
+    return dirty_spans(
+        [(ids[slot], first, last) for (slot, _), (first, last) in spans.items()], cap
+    )
+
+
+def dirty_spans(
+    stored: list[tuple[UUID, datetime, datetime]], cap: timedelta
+) -> tuple[list[UUID], list[datetime], list[datetime]]:
+    """The rollup ranges that readings of a device from `first` to `last` change: the
+    interval before `first` ends differently now, and `last` holds for up to the cap."""
+    return (
+        [device for device, _, _ in stored],
+        [floor_bucket(first - cap) for _, first, _ in stored],
+        [last + cap for _, _, last in stored],
+    )
 
 
 def _latest(readings: list[_Good]) -> tuple[list[UUID], list[datetime], list[float]]:
@@ -389,6 +396,19 @@ async def _insert_missing(conn: Conn, good: list[_Good]) -> int:
     return int(status.split()[-1])
 
 
+async def record_stored(
+    conn: Conn,
+    latest: tuple[list[UUID], list[datetime], list[float]],
+    dirty: tuple[list[UUID], list[datetime], list[datetime]],
+) -> None:
+    """What follows storing new readings, in the same transaction: the hot table moves
+    forward (never back), the rollup ranges they touch are marked dirty, and their
+    households' data version changes, so no cached answer outlives them."""
+    await conn.execute(_LATEST_SQL, *latest)
+    await conn.execute(_DIRTY_SQL, *dirty)
+    await conn.execute(_VERSION_SQL, latest[0])
+
+
 async def store(
     conn: Conn,
     items: Sequence[object],
@@ -413,10 +433,7 @@ async def store(
             by_index = {g.index: g for g in good}
             conflicts = [(by_index[r["idx"]], r["watts"]) for r in rows]
         if inserted:
-            latest = _latest(good)
-            await conn.execute(_LATEST_SQL, *latest)
-            await conn.execute(_DIRTY_SQL, *_dirty_ranges(good, policy.cap))
-            await conn.execute(_VERSION_SQL, latest[0])
+            await record_stored(conn, _latest(good), _dirty_ranges(good, policy.cap))
         duplicates = len(good) - inserted - len(conflicts)
         for reading, stored_watts in conflicts:
             rejected.append(
@@ -438,6 +455,5 @@ async def store(
                 [k.watts for k in kept],
                 [k.code for k in kept],
             )
-    accepted = inserted
     rejected.sort(key=lambda r: r.index)
-    return IngestResult(accepted=accepted, duplicates=duplicates, rejected=tuple(rejected))
+    return IngestResult(accepted=inserted, duplicates=duplicates, rejected=tuple(rejected))

@@ -64,20 +64,15 @@ SELECT coalesce(e.device_id, g.device_id), coalesce(e.bucket, g.bucket),
 """
 
 
+# Clears the buckets of one level ({level}, a table name) in the ranges g(device_id, a, b).
 _CLEAR_SQL = """
-DELETE FROM rollup_15m r
+DELETE FROM {level} r
  USING unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS g(device_id, a, b)
  WHERE r.device_id = g.device_id AND r.bucket >= g.a AND r.bucket < g.b
 """
-
 
 # A coarser level is the sum of the level below over the ranges g(device_id, a, b), which
 # are aligned to the coarser bucket; {fine} and {coarse} are table names, {width} its width.
-_COARSE_CLEAR_SQL = """
-DELETE FROM {coarse} r
- USING unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS g(device_id, a, b)
- WHERE r.device_id = g.device_id AND r.bucket >= g.a AND r.bucket < g.b
-"""
 _COARSE_SUM_SQL = f"""
 INSERT INTO {{coarse}} (device_id, bucket, wh_pos, wh_neg, capped_gaps)
 SELECT f.device_id, date_bin('{{width}}', f.bucket, {ORIGIN_SQL}),
@@ -103,7 +98,7 @@ async def _roll_up_coarser(conn: Conn, ranges: list[tuple[UUID, datetime, dateti
     for fine, coarse, width_sql, width in _LEVELS:
         ranges = _aligned(ranges, width)
         columns = ([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
-        await conn.execute(_COARSE_CLEAR_SQL.format(coarse=coarse), *columns)
+        await conn.execute(_CLEAR_SQL.format(level=coarse), *columns)
         await conn.execute(
             _COARSE_SUM_SQL.format(coarse=coarse, fine=fine, width=width_sql), *columns
         )
@@ -164,7 +159,7 @@ async def refresh(
         buckets = "INSERT 0 0"
         if ranges:
             columns = ([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
-            await conn.execute(_CLEAR_SQL, *columns)
+            await conn.execute(_CLEAR_SQL.format(level="rollup_15m"), *columns)
             buckets = await conn.execute(_BUCKETS_SQL, *columns, at, cap)
             await _roll_up_coarser(conn, ranges)
         done = [d["id"] for d in dirty if d["to_ts"] <= target]

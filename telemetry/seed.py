@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from telemetry.energy import ORIGIN_SQL
 from telemetry.households import Household, create_device, create_household
+from telemetry.ingest import dirty_spans, record_stored
 from telemetry.synthetic import HouseholdSpec, Reading, demo_household, generate
 from telemetry.tariff import Tariff
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from telemetry.db import Conn
 
@@ -76,42 +76,37 @@ async def seed_household(
 async def _load(
     conn: Conn, device_ids: dict[str, UUID], readings: Iterable[Reading], cap: timedelta
 ) -> int:
-    """COPY readings in batches, mark them for the rollups, move the hot table forward."""
-    rows = ((device_ids[r.device_key], r.ts, r.watts) for r in readings)
+    """COPY readings in batches, then what ingest does after storing: mark the rollup
+    ranges of just these readings dirty, move the hot table forward, bump the version."""
+    first: dict[str, datetime] = {}
+    last: dict[str, Reading] = {}
+
+    def rows() -> Iterator[tuple[UUID, datetime, float]]:
+        for r in readings:
+            if r.device_key not in first or r.ts < first[r.device_key]:
+                first[r.device_key] = r.ts
+            if r.device_key not in last or r.ts > last[r.device_key].ts:
+                last[r.device_key] = r
+            yield device_ids[r.device_key], r.ts, r.watts
+
+    stream = rows()
     count = 0
-    while batch := list(itertools.islice(rows, _COPY_BATCH)):
+    while batch := list(itertools.islice(stream, _COPY_BATCH)):
         await conn.copy_records_to_table(
             "readings", records=batch, columns=["device_id", "ts", "watts"]
         )
         count += len(batch)
-    await conn.execute(
-        f"""
-        INSERT INTO rollup_dirty (device_id, from_ts, to_ts)
-        SELECT device_id, date_bin('15 minutes', min(ts) - $2::interval, {ORIGIN_SQL}),
-               max(ts) + $2::interval
-          FROM readings WHERE device_id = ANY($1::uuid[]) GROUP BY device_id
-        """,
-        list(device_ids.values()),
-        cap,
-    )
-    await conn.execute(
-        "UPDATE households SET data_version = data_version + 1"
-        " WHERE id IN (SELECT household_id FROM devices WHERE id = ANY($1::uuid[]))",
-        list(device_ids.values()),
-    )
-    await conn.execute(
-        """
-        INSERT INTO device_latest (device_id, ts, watts)
-        SELECT DISTINCT ON (r.device_id) r.device_id, r.ts, r.watts
-          FROM readings r
-         WHERE r.device_id = ANY($1::uuid[])
-         ORDER BY r.device_id, r.ts DESC
-        ON CONFLICT (device_id) DO UPDATE
-           SET ts = EXCLUDED.ts, watts = EXCLUDED.watts, updated_at = now()
-         WHERE device_latest.ts < EXCLUDED.ts
-        """,
-        list(device_ids.values()),
-    )
+    if count:
+        keys = list(last)
+        await record_stored(
+            conn,
+            (
+                [device_ids[k] for k in keys],
+                [last[k].ts for k in keys],
+                [last[k].watts for k in keys],
+            ),
+            dirty_spans([(device_ids[k], first[k], last[k].ts) for k in keys], cap),
+        )
     return count
 
 

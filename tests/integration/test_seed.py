@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from telemetry.rollups import refresh_all
 from telemetry.seed import DEMO_TARIFF, extend_household, seed_household
 from telemetry.synthetic import demo_household, generate
 
@@ -46,13 +47,17 @@ async def test_topping_up_continues_after_the_newest_reading(pool: asyncpg.Pool)
     async with pool.acquire() as conn:
         seeded = await seed_household(conn, spec, tariff=DEMO_TARIFF, days=0.5, seed=3, end=END)
         before = await conn.fetchval("SELECT max(ts) FROM readings")
+        await refresh_all(conn, cap=timedelta(minutes=15), now=END)
         later = END + timedelta(hours=2)
         added = await extend_household(conn, spec, seeded.household.id, seed=3, end=later)
+        # Only the new readings' ranges are dirty, not the history before them.
+        first_dirty = await conn.fetchval("SELECT min(from_ts) FROM rollup_dirty")
         again = await extend_household(conn, spec, seeded.household.id, seed=3, end=later)
         after = await conn.fetchval("SELECT max(ts) FROM readings")
         newest = await conn.fetchval("SELECT max(ts) FROM device_latest")
         total = await conn.fetchval("SELECT count(*) FROM readings")
     assert added > 0
+    assert first_dirty >= before - timedelta(minutes=30)
     assert again == 0
     assert before < after <= later
     assert newest == after
