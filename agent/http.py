@@ -28,7 +28,6 @@ from agent.deps import Deps, open_deps
 from agent.errors import (
     Conflict,
     FieldError,
-    Forbidden,
     InvalidRequest,
     WattwiseError,
 )
@@ -97,9 +96,7 @@ async def create_household(request: Request, conn: Any, user: access.User) -> Re
 
 
 async def get_household(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await requests.visible(conn, user, request, "household.read")
-    if seen.relation == "gateway":
-        raise Forbidden("A gateway may only list devices and write telemetry.")
+    seen = await requests.readable(conn, user, request, "household.read")
     return JSONResponse(seen.household.public() | {"access": seen.relation})
 
 

@@ -28,7 +28,6 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 NO_HOUSEHOLD = "No household with this id is visible to you."
-_UNRESOLVED = object()
 
 
 def deps(request: Request) -> Deps:
@@ -59,14 +58,11 @@ def path_uuid(request: Request, name: str) -> UUID | None:
 
 
 async def visible(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
-    """The household in the path if the caller may see it; support access is audited."""
-    resolved = getattr(request.state, "visible", _UNRESOLVED)
-    seen: access.Visible | None
-    if isinstance(resolved, access.Visible) or resolved is None:
-        seen = resolved  # authenticated() resolved it with the user, in one query
-    else:
-        household_id = path_uuid(request, "household_id")
-        seen = await access.visible_household(conn, user, household_id) if household_id else None
+    """The household in the path if the caller may see it; support access is audited.
+
+    authenticated() resolved it together with the user, in one query.
+    """
+    seen: access.Visible | None = request.state.visible
     if seen is None:
         raise NotFound(NO_HOUSEHOLD)
     if seen.relation == "support":
@@ -78,6 +74,14 @@ async def visible(conn: Any, user: access.User, request: Request, what: str) -> 
             detail={"method": request.method, "path": request.url.path},
             request_id=request.state.request_id,
         )
+    return seen
+
+
+async def readable(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
+    """visible(), for reads of a household's data: a gateway only lists devices and writes."""
+    seen = await visible(conn, user, request, what)
+    if seen.relation == "gateway":
+        raise Forbidden("A gateway may only list devices and write telemetry.")
     return seen
 
 

@@ -115,13 +115,6 @@ def _window(request: Request, household: households.Household, now: datetime) ->
         ) from exc
 
 
-async def _readable(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
-    seen = await requests.visible(conn, user, request, what)
-    if seen.relation == "gateway":
-        raise Forbidden("A gateway may only list devices and write telemetry.")
-    return seen
-
-
 @dataclass(frozen=True)
 class _Answer:
     report: queries.EnergyReport
@@ -153,13 +146,13 @@ async def _answer(
 
 
 async def get_energy(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _readable(conn, user, request, "energy.read")
+    seen = await requests.readable(conn, user, request, "energy.read")
     answer = await _answer(request, conn, seen.household, datetime.now(UTC))
     return Response(answer.body, media_type="application/json")
 
 
 async def get_series(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _readable(conn, user, request, "energy.series")
+    seen = await requests.readable(conn, user, request, "energy.series")
     now = datetime.now(UTC)
     window = _window(request, seen.household, now)
     raw_step = request.query_params.get("step", "1h")
@@ -190,7 +183,7 @@ async def get_series(request: Request, conn: Any, user: access.User) -> Response
 
 
 async def get_top_devices(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _readable(conn, user, request, "energy.top_devices")
+    seen = await requests.readable(conn, user, request, "energy.top_devices")
     raw_limit = request.query_params.get("limit", "5")
     # isascii(): "²".isdigit() is true, but int() refuses it.
     if (
@@ -214,6 +207,6 @@ async def get_top_devices(request: Request, conn: Any, user: access.User) -> Res
 
 
 async def get_live(request: Request, conn: Any, user: access.User) -> Response:
-    seen = await _readable(conn, user, request, "energy.live")
+    seen = await requests.readable(conn, user, request, "energy.live")
     now = datetime.now(UTC)
     return JSONResponse(await queries.live(conn, seen.household, now=now, cap=_cap(request)))

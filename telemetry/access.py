@@ -107,18 +107,6 @@ SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at, hv.*
 """
 
 
-async def visible_household(conn: Conn, user: User, household_id: UUID) -> Visible | None:
-    row = await conn.fetchrow(
-        f"SELECT {HOUSEHOLD_COLUMNS}, r.relation FROM households h {_RELATION_SQL} WHERE h.id = $3",
-        user.id,
-        user.role,
-        household_id,
-    )
-    if row is None:
-        return None
-    return Visible(Household.from_record(row), row["relation"])
-
-
 async def visible_households(conn: Conn, user: User) -> list[Visible]:
     rows = await conn.fetch(
         f"SELECT {HOUSEHOLD_COLUMNS}, r.relation FROM households h {_RELATION_SQL}"
