@@ -2,7 +2,8 @@
 concurrent clients against one `wattwise serve` process, on a database of H households x
 D devices x N days of 1-minute readings (default 10 x 20 x 90, about 26 million); baseline:
 the naive query that integrates the raw readings of the same window, measured in the same
-run.
+run, alone and at the same concurrency (32 connections running it back to back, straight
+against PostgreSQL: no HTTP, so the baseline is, if anything, flattered).
 
     .venv/bin/python -m bench.analytics [--households 10] [--devices 20] [--days 90]
         [--clients 32] [--seconds 10]
@@ -114,29 +115,65 @@ async def computed(dsn: str, now: datetime) -> dict[str, float]:
         await conn.close()
 
 
+async def _naive_cases(
+    conn: asyncpg.Connection, name: str, now: datetime
+) -> list[tuple[list[object], datetime, datetime]]:
+    """Per household: its device ids and the window's bounds."""
+    cases = []
+    for home in await conn.fetch("SELECT id, timezone FROM households ORDER BY id"):
+        window = resolve(name, timezone=home["timezone"], now=now)
+        ids = [
+            r["id"]
+            for r in await conn.fetch("SELECT id FROM devices WHERE household_id = $1", home["id"])
+        ]
+        cases.append((ids, window.start, window.end))
+    return cases
+
+
 async def naive(dsn: str, now: datetime) -> dict[str, float]:
-    """Median seconds of the raw-integration query per window, over the households."""
+    """Median seconds of the raw-integration query per window, alone, over 3 households."""
     conn = await connect(dsn)
     try:
-        homes = await conn.fetch("SELECT id, timezone FROM households ORDER BY id")
         out = {}
         for name in WINDOWS:
             times = []
-            for home in homes[:3]:
-                window = resolve(name, timezone=home["timezone"], now=now)
-                ids = [
-                    r["id"]
-                    for r in await conn.fetch(
-                        "SELECT id FROM devices WHERE household_id = $1", home["id"]
-                    )
-                ]
+            for ids, start, end in (await _naive_cases(conn, name, now))[:3]:
                 started = time.perf_counter()
-                await conn.fetch(NAIVE_SQL, ids, window.start, window.end, now, CAP)
+                await conn.fetch(NAIVE_SQL, ids, start, end, now, CAP)
                 times.append(time.perf_counter() - started)
             out[name] = statistics.median(times)
         return out
     finally:
         await conn.close()
+
+
+async def naive_loaded(
+    dsn: str, now: datetime, name: str, clients: int, seconds: float
+) -> tuple[float, float]:
+    """(p50 s, p95 s) of the raw-integration query with `clients` connections running it
+    back to back, like the service's clients: at least one query each, for `seconds`."""
+    conns = [await connect(dsn) for _ in range(clients)]
+    try:
+        cases = await _naive_cases(conns[0], name, now)
+        latencies: list[float] = []
+        deadline = time.monotonic() + seconds
+
+        async def client(conn: asyncpg.Connection, offset: int) -> None:
+            i = offset
+            while True:
+                ids, start, end = cases[i % len(cases)]
+                started = time.perf_counter()
+                await conn.fetch(NAIVE_SQL, ids, start, end, now, CAP)
+                latencies.append(time.perf_counter() - started)
+                i += 1
+                if time.monotonic() >= deadline:
+                    return
+
+        await asyncio.gather(*(client(c, n) for n, c in enumerate(conns)))
+        return _pct(latencies, 0.50), _pct(latencies, 0.95)
+    finally:
+        for conn in conns:
+            await conn.close()
 
 
 async def load(
@@ -256,6 +293,7 @@ async def main_async(args: argparse.Namespace) -> None:
         await load(url, bearer, homes, "day", args.clients, 2)  # warm-up
         use_wrk = shutil.which("wrk") is not None
         print(f"load generator: {'wrk' if use_wrk else 'httpx (install wrk for a fairer one)'}")
+        loaded: dict[str, tuple[float, float, float]] = {}
         for window in WINDOWS:
             if use_wrk:
                 single, _, _ = wrk(url, bearer, homes, window, 1, 3)
@@ -271,13 +309,18 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"naive raw integration {naive_ms:.1f} ms, "
                 f"ratio: {naive_ms / (single * 1000):.1f}x)"
             )
-            print(
-                f"energy[{window}]: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms at "
-                f"{args.clients} clients, {rate:.0f} req/s "
-                f"(baseline: naive raw integration {naive_ms:.1f} ms, "
-                f"ratio: {naive_ms / (p50 * 1000):.1f}x at p50, "
-                f"{naive_ms / (p95 * 1000):.1f}x at p95)"
-            )
+            loaded[window] = (p50, p95, rate)
+    # The naive query under the same load, once the service is stopped: 32 connections
+    # running it back to back, as the 32 clients did the endpoint.
+    for window in WINDOWS:
+        p50, p95, rate = loaded[window]
+        n50, n95 = await naive_loaded(dsn, datetime.now(UTC), window, args.clients, args.seconds)
+        print(
+            f"energy[{window}]: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms at "
+            f"{args.clients} clients, {rate:.0f} req/s (baseline: naive raw integration at "
+            f"{args.clients} clients p50 {n50 * 1000:.0f} ms, p95 {n95 * 1000:.0f} ms, "
+            f"ratio: {n50 / p50:.1f}x at p50, {n95 / p95:.1f}x at p95)"
+        )
 
 
 def main() -> None:
