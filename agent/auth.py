@@ -6,10 +6,13 @@ read from the database on each request, so revoking access takes effect at once.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import jwt
+from cachetools import TLRUCache
 
 from agent.errors import Unauthorized
 
@@ -17,6 +20,14 @@ ALGORITHM = "HS256"
 # An explicit allow-list: `alg: none` and every asymmetric algorithm are refused.
 ALLOWED_ALGORITHMS = [ALGORITHM]
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+# Tokens verified recently, by digest: a client sends the same token with every request,
+# and checking its signature and claims again each time costs more than the rest of
+# authentication. An entry lives until the token's own expiry, never longer.
+VERIFIED_TOKENS = 10_000
+
+
+def _until_exp(_key: bytes, value: tuple[UUID, float], _now: float) -> float:
+    return value[1]
 
 
 class TokenIssuer:
@@ -24,6 +35,9 @@ class TokenIssuer:
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
+        self._verified: TLRUCache[bytes, tuple[UUID, float]] = TLRUCache(
+            maxsize=VERIFIED_TOKENS, ttu=_until_exp, timer=time.time
+        )
 
     def issue(self, user_id: UUID, *, ttl: timedelta, now: datetime | None = None) -> str:
         issued = now or datetime.now(UTC)
@@ -38,6 +52,10 @@ class TokenIssuer:
 
     def verify(self, token: str) -> UUID:
         """The user id a valid token names; Unauthorized for anything else."""
+        digest = hashlib.sha256(token.encode()).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            return known[0]
         try:
             claims = jwt.decode(
                 token,
@@ -52,9 +70,12 @@ class TokenIssuer:
         except jwt.InvalidTokenError as exc:
             raise Unauthorized("The token is not valid.", code="invalid_token") from exc
         try:
-            return UUID(str(claims["sub"]))
+            user_id = UUID(str(claims["sub"]))
         except ValueError as exc:
             raise Unauthorized("The token is not valid.", code="invalid_token") from exc
+        # PyJWT refuses a token at its exp second; so does the cache.
+        self._verified[digest] = (user_id, float(claims["exp"]))
+        return user_id
 
 
 def bearer_token(authorization: str | None) -> str:

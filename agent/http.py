@@ -197,7 +197,7 @@ async def readyz(request: Request) -> Response:
     checks: dict[str, str] = {}
     ready = True
     try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS), deps.pool.acquire() as conn:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), deps.connection() as conn:
             todo = await pending(conn)
         checks["database"] = "ok"
         checks["migrations"] = "current" if not todo else f"{len(todo)} pending"

@@ -100,7 +100,7 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         deps_ = deps(request)
         user_id = deps_.tokens.verify(bearer_token(request.headers.get("authorization")))
-        async with deps_.pool.acquire() as conn:
+        async with deps_.connection() as conn:
             if "household_id" in request.path_params:
                 household_id = path_uuid(request, "household_id")
                 user, seen = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 
 class DuplicateDeviceName(Exception):
     pass
+
+
+@lru_cache(maxsize=4096)
+def _tariff(text: str) -> Tariff:
+    # Tariff is frozen, so households with the same tariff may share one.
+    return Tariff.model_validate_json(text)
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ class Household:
             name=row["name"],
             timezone=row["timezone"],
             currency=row["currency"],
-            tariff=Tariff.model_validate(row["tariff"]),
+            tariff=_tariff(row["tariff"]),
             created_at=row["created_at"],
             data_version=row["data_version"],
         )
@@ -90,7 +97,11 @@ class Device:
         }
 
 
-HOUSEHOLD_COLUMNS = "h.id, h.name, h.timezone, h.currency, h.tariff, h.created_at, h.data_version"
+# The tariff as its JSON text: parsed once per distinct text, not on every request.
+HOUSEHOLD_COLUMNS = (
+    "h.id, h.name, h.timezone, h.currency, h.tariff::text AS tariff, h.created_at,"
+    " h.data_version"
+)
 _DEVICE_COLUMNS = "id, household_id, name, kind, controllable, max_watts, created_at"
 
 

@@ -104,6 +104,7 @@ def zone(name: str) -> ZoneInfo:
         raise WindowError("invalid_timezone", f"Timezone {_shown(name)} cannot be loaded.") from exc
 
 
+@functools.lru_cache(maxsize=8192)  # a pure function of its arguments, asked on every request
 def local_day_start(d: date, tz: ZoneInfo) -> datetime:
     """The UTC instant local day `d` starts: the first instant whose local date is `d`.
 

@@ -3,6 +3,7 @@ audience naming an existing user gets in; everything else is 401 with the same s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
@@ -119,3 +120,19 @@ async def test_the_role_comes_from_the_database_not_the_token(
     async with deps.pool.acquire() as conn:
         await conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", user.id)
     assert (await client.post("/v1/users", json=body, headers=headers)).status_code == 201
+
+
+async def test_a_token_that_was_accepted_is_refused_once_it_expires(
+    client: httpx.AsyncClient, deps: Deps, make_user: MakeUser
+) -> None:
+    # Verified tokens are remembered; the memory must end at the token's own expiry.
+    user, _ = await make_user("resident")
+    exp = int(datetime.now(UTC).timestamp()) + 2
+    token = jwt.encode(_claims(deps, str(user.id), exp=exp), TEST_SECRET, "HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/v1/me", headers=headers)).status_code == 200
+    assert (await client.get("/v1/me", headers=headers)).status_code == 200
+    await asyncio.sleep(max(0.0, exp - datetime.now(UTC).timestamp()) + 0.05)
+    response = await client.get("/v1/me", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_expired"
