@@ -99,8 +99,7 @@ class Device:
 
 # The tariff as its JSON text: parsed once per distinct text, not on every request.
 HOUSEHOLD_COLUMNS = (
-    "h.id, h.name, h.timezone, h.currency, h.tariff::text AS tariff, h.created_at,"
-    " h.data_version"
+    "h.id, h.name, h.timezone, h.currency, h.tariff::text AS tariff, h.created_at, h.data_version"
 )
 _DEVICE_COLUMNS = "id, household_id, name, kind, controllable, max_watts, created_at"
 

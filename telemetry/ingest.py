@@ -11,20 +11,22 @@ transaction: all or nothing.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
 
 from telemetry.access import relation_sql
-from telemetry.energy import floor_bucket
+from telemetry.energy import floor_bucket, floor_to
 from telemetry.kinds import DeviceKind
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncGenerator, Sequence
 
     from telemetry.db import Conn
 
@@ -36,6 +38,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 NON_NEGATIVE_KINDS: frozenset[DeviceKind] = frozenset({"consumer", "solar", "ev_charger"})
 _COLUMNS = ["device_id", "ts", "watts"]
 _CHUNK = 10_000
+_HOUR = timedelta(hours=1)
 
 # The devices of households the caller may see, by the one visibility rule of
 # telemetry.access, minus support's: support access is read-only.
@@ -68,9 +71,19 @@ SELECT b.idx, r.watts
  WHERE r.watts <> b.watts
 """
 
+# Each device's newest stored reading, one backward index probe per device, read after the
+# insert: the hot table moves forward to it and never back (a concurrent batch with newer
+# readings may commit first). Bounded below by the batch's earliest reading, so a probe
+# never walks into old chunks.
 _LATEST_SQL = """
 INSERT INTO device_latest (device_id, ts, watts)
-SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[])
+SELECT d.id, n.ts, n.watts
+  FROM unnest($1::uuid[]) AS d(id)
+ CROSS JOIN LATERAL (
+       SELECT r.ts, r.watts FROM readings r
+        WHERE r.device_id = d.id AND r.ts >= $2
+        ORDER BY r.ts DESC LIMIT 1
+       ) n
 ON CONFLICT (device_id) DO UPDATE
    SET ts = EXCLUDED.ts, watts = EXCLUDED.watts, updated_at = now()
  WHERE device_latest.ts < EXCLUDED.ts
@@ -96,6 +109,11 @@ SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[], $4::text[])
 class DeviceRule:
     kind: DeviceKind
     max_watts: float
+
+    @property
+    def lowest(self) -> float:
+        """The lowest plausible watts: 0 for kinds that only draw or only produce."""
+        return 0.0 if self.kind in NON_NEGATIVE_KINDS else -self.max_watts
 
 
 @dataclass(frozen=True)
@@ -129,13 +147,17 @@ class Policy:
     retention: timedelta
 
 
-@dataclass(frozen=True, slots=True)
-class _Good:
-    index: int
-    device_id: UUID
-    slot: int  # the device's number within this batch: a cheap key where UUIDs hash slowly
-    ts: datetime
-    watts: float
+Record = tuple[UUID, datetime, float]
+
+
+@dataclass
+class _Checked:
+    """The readings of a chunk that passed every check, as COPY takes them, with their
+    indexes in the batch and, per device slot, their timestamps."""
+
+    records: list[Record]
+    indexes: list[int]
+    stamps: list[list[datetime]]
 
 
 @dataclass(frozen=True)
@@ -181,9 +203,12 @@ def _watts(raw: object) -> float:
 
 @dataclass(frozen=True)
 class Writable:
-    """The devices a batch names that the caller may write, keyed by the id as sent."""
+    """The devices a batch names that the caller may write, keyed by the id as sent, each
+    with its number (slot) among them."""
 
-    by_text: dict[str, tuple[UUID, int, DeviceRule]]
+    # id as sent -> (id, slot, lowest watts, highest watts, rule)
+    by_text: dict[str, tuple[UUID, int, float, float, DeviceRule]]
+    slots: int
 
 
 def named_devices(items: Sequence[object]) -> dict[str, UUID]:
@@ -205,13 +230,15 @@ def named_devices(items: Sequence[object]) -> dict[str, UUID]:
 
 def check(
     items: Sequence[object], devices: Writable, policy: Policy, offset: int = 0
-) -> tuple[list[_Good], list[Rejection], list[_Attributable]]:
+) -> tuple[_Checked, list[Rejection], list[_Attributable]]:
     """Validate every reading on its own; one bad reading never blocks the others.
 
     A reading that passes every check takes the short path; any other is judged again by
     _classify, which says which check it failed.
     """
-    good: list[_Good] = []
+    records: list[Record] = []
+    indexes: list[int] = []
+    stamps: list[list[datetime]] = [[] for _ in range(devices.slots)]
     rejected: list[Rejection] = []
     kept: list[_Attributable] = []
     latest_allowed = policy.now + FUTURE_TOLERANCE
@@ -224,30 +251,34 @@ def check(
             # Only a string can name a device; anything else (a list, an object) is unhashable.
             found = by_text.get(raw_id) if type(raw_id) is str else None
             raw_ts = item.get("ts")
-            raw_watts = item.get("watts")
+            watts = item.get("watts")
             # type(), not isinstance(): True and False are ints to isinstance.
-            if found is not None and type(raw_ts) is str and type(raw_watts) in (float, int):
-                watts = cast("float", raw_watts)
+            if (
+                found is not None
+                and type(raw_ts) is str
+                and (type(watts) is float or type(watts) is int)
+            ):
                 try:
                     ts: datetime | None = parse(raw_ts)
                 except ValueError:
                     ts = None
-                device_id, slot, rule = found
-                # abs() <= max also refuses NaN and the infinities.
+                device_id, slot, lowest, highest, _ = found
+                # A comparison with NaN is false, and the infinities are beyond any maximum.
                 if (
                     ts is not None
                     and ts.tzinfo is not None
                     and oldest_allowed <= ts <= latest_allowed
-                    and abs(watts) <= rule.max_watts
-                    and (watts >= 0 or rule.kind not in NON_NEGATIVE_KINDS)
+                    and lowest <= watts <= highest
                 ):
-                    good.append(_Good(index, device_id, slot, ts, float(watts)))
+                    records.append((device_id, ts, watts if type(watts) is float else float(watts)))
+                    indexes.append(index)
+                    stamps[slot].append(ts)
                     continue
         bad = _classify(item, devices, policy)
         rejected.append(Rejection(index, bad.code, bad.message))
         if bad.kept is not None:
             kept.append(bad.kept)
-    return good, rejected, kept
+    return _Checked(records, indexes, stamps), rejected, kept
 
 
 def _classify(item: object, devices: Writable, policy: Policy) -> _Bad:
@@ -259,7 +290,7 @@ def _classify(item: object, devices: Writable, policy: Policy) -> _Bad:
         found = devices.by_text.get(raw_id) if isinstance(raw_id, str) else None
         if found is None:
             raise _Bad("unknown_device", "no device with this id that you may write")
-        device_id, _, rule = found
+        device_id, _, _, _, rule = found
         ts = _timestamp(item.get("ts"))
         watts = _watts(item.get("watts"))
         if rule.kind in NON_NEGATIVE_KINDS and watts < 0:
@@ -288,38 +319,50 @@ async def writable_devices(
 ) -> Writable:
     named = named_devices(items)
     rows = await conn.fetch(_WRITABLE_SQL, list(set(named.values())), user_id, role)
-    rules = {r["id"]: DeviceRule(r["kind"], r["max_watts"]) for r in rows}
-    slots = {device: slot for slot, device in enumerate(rules)}
+    # Keyed by the ids as the database returned them: asyncpg's own UUID type, which COPY
+    # encodes in C, where the standard library's costs a Python call per reading.
+    rules = [(r["id"], DeviceRule(r["kind"], r["max_watts"])) for r in rows]
+    found = {
+        device: (device, slot, rule.lowest, rule.max_watts, rule)
+        for slot, (device, rule) in enumerate(rules)
+    }
     return Writable(
-        {
-            text: (device, slots[device], rules[device])
-            for text, device in named.items()
-            if device in rules
-        }
+        {text: found[device] for text, device in named.items() if device in found},
+        len(found),
     )
+
+
+def _stamps_by_device(devices: Writable, checked: list[_Checked]) -> dict[UUID, list[datetime]]:
+    """The sorted timestamps of the good readings of each device that has any."""
+    ids = {slot: device for device, slot, *_ in devices.by_text.values()}
+    out: dict[UUID, list[datetime]] = {}
+    for slot in range(devices.slots):
+        stamps = list(itertools.chain.from_iterable(c.stamps[slot] for c in checked))
+        if stamps:
+            stamps.sort()
+            out[ids[slot]] = stamps
+    return out
 
 
 def _dirty_ranges(
-    readings: list[_Good], cap: timedelta
+    stamps: dict[UUID, list[datetime]], cap: timedelta
 ) -> tuple[list[UUID], list[datetime], list[datetime]]:
-    """Per device and hour of the readings, the range [first - cap, last + cap) whose
-    buckets they change; grouped by hour so one old reading in a batch of new ones does not
-    make everything between them dirty."""
-    spans: dict[tuple[int, int], list[datetime]] = {}
-    ids: dict[int, UUID] = {}
-    for r in readings:
-        key = (r.slot, int(r.ts.timestamp()) // 3600)
-        ids[r.slot] = r.device_id
-        span = spans.get(key)
-        if span is None:
-            spans[key] = [r.ts, r.ts]
-        elif r.ts < span[0]:
-            span[0] = r.ts
-        elif r.ts > span[1]:
-            span[1] = r.ts
-    return dirty_spans(
-        [(ids[slot], first, last) for (slot, _), (first, last) in spans.items()], cap
-    )
+    """Per device, the ranges [first - cap, last + cap) whose buckets the stored readings
+    change. Found hour by hour (by bisection in the sorted timestamps), so one old reading in
+    a batch of new ones does not make everything between them dirty; the ranges of
+    neighbouring hours that overlap are one."""
+    spans: list[tuple[UUID, datetime, datetime]] = []
+    for device, ordered in stamps.items():
+        i = 0
+        while i < len(ordered):
+            j = bisect.bisect_left(ordered, floor_to(ordered[i], _HOUR) + _HOUR, i)
+            first, last = ordered[i], ordered[j - 1]
+            if spans and spans[-1][0] == device and first - spans[-1][2] <= 2 * cap:
+                spans[-1] = (device, spans[-1][1], last)
+            else:
+                spans.append((device, first, last))
+            i = j
+    return dirty_spans(spans, cap)
 
 
 def dirty_spans(
@@ -334,19 +377,9 @@ def dirty_spans(
     )
 
 
-def _latest(readings: list[_Good]) -> tuple[list[UUID], list[datetime], list[float]]:
-    newest: dict[int, _Good] = {}
-    for r in readings:
-        seen = newest.get(r.slot)
-        if seen is None or r.ts > seen.ts:
-            newest[r.slot] = r
-    latest = list(newest.values())
-    return [r.device_id for r in latest], [r.ts for r in latest], [r.watts for r in latest]
-
-
 async def _check_and_copy(
     conn: Conn, items: Sequence[object], devices: Writable, policy: Policy
-) -> tuple[list[_Good], list[Rejection], list[_Attributable], bool]:
+) -> tuple[list[_Checked], list[Rejection], list[_Attributable], bool]:
     """Validate the batch chunk by chunk and COPY each chunk's good readings.
 
     The next chunk is validated in a worker thread while the previous one is being copied,
@@ -354,59 +387,62 @@ async def _check_and_copy(
     savepoint: if a key already exists, they are all undone and the last value says so.
     """
     chunks = [(i, items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
+
     checks = [asyncio.to_thread(check, chunk, devices, policy, offset) for offset, chunk in chunks]
     ahead = [asyncio.ensure_future(checks[0])] if checks else []
-    results: list[tuple[list[_Good], list[Rejection], list[_Attributable]]] = []
+    results: list[tuple[_Checked, list[Rejection], list[_Attributable]]] = []
     copied = True
+
+    async def good_records() -> AsyncGenerator[Record]:
+        for n in range(len(checks)):
+            if n + 1 < len(checks):
+                ahead.append(asyncio.ensure_future(checks[n + 1]))
+            results.append(await ahead[n])
+            for record in results[-1][0].records:
+                yield record
+
+    stream = good_records()
     try:
         async with conn.transaction():
-            for n in range(len(checks)):
-                if n + 1 < len(checks):
-                    ahead.append(asyncio.ensure_future(checks[n + 1]))
-                results.append(await ahead[n])
-                good = results[-1][0]
-                if good:
-                    await conn.copy_records_to_table(
-                        "readings",
-                        records=[(g.device_id, g.ts, g.watts) for g in good],
-                        columns=_COLUMNS,
-                    )
+            await conn.copy_records_to_table("readings", records=stream, columns=_COLUMNS)
     except asyncpg.UniqueViolationError:
         copied = False
     finally:
+        await stream.aclose()
         # Whatever happened, every chunk is judged, and no thread is left running.
         for future in ahead[len(results) :]:
             results.append(await future)
         for coroutine in checks[len(ahead) :]:
             results.append(await coroutine)
-    good_all = [g for r in results for g in r[0]]
+    checked = [r[0] for r in results]
     rejected = [x for r in results for x in r[1]]
     kept = [x for r in results for x in r[2]]
-    return good_all, rejected, kept, copied
+    return checked, rejected, kept, copied
 
 
-async def _insert_missing(conn: Conn, good: list[_Good]) -> int:
+def _columns(records: list[Record]) -> tuple[list[UUID], list[datetime], list[float]]:
+    return [r[0] for r in records], [r[1] for r in records], [r[2] for r in records]
+
+
+async def _insert_missing(conn: Conn, records: list[Record]) -> int:
     """INSERT ... ON CONFLICT DO NOTHING, in batch order; returns how many were new."""
-    status = await conn.execute(
-        _INSERT_SQL,
-        [g.device_id for g in good],
-        [g.ts for g in good],
-        [g.watts for g in good],
-    )
+    status = await conn.execute(_INSERT_SQL, *_columns(records))
     return int(status.split()[-1])
 
 
 async def record_stored(
     conn: Conn,
-    latest: tuple[list[UUID], list[datetime], list[float]],
+    devices: list[UUID],
+    since: datetime,
     dirty: tuple[list[UUID], list[datetime], list[datetime]],
 ) -> None:
-    """What follows storing new readings, in the same transaction: the hot table moves
-    forward (never back), the rollup ranges they touch are marked dirty, and their
-    households' data version changes, so no cached answer outlives them."""
-    await conn.execute(_LATEST_SQL, *latest)
+    """What follows storing new readings of `devices`, none older than `since`, in the same
+    transaction: the hot table moves forward to each device's newest reading (never back),
+    the rollup ranges they touch are marked dirty, and their households' data version
+    changes, so no cached answer outlives them."""
+    await conn.execute(_LATEST_SQL, devices, since)
     await conn.execute(_DIRTY_SQL, *dirty)
-    await conn.execute(_VERSION_SQL, latest[0])
+    await conn.execute(_VERSION_SQL, devices)
 
 
 async def store(
@@ -419,34 +455,34 @@ async def store(
 ) -> IngestResult:
     devices = await writable_devices(conn, user_id=user_id, role=role, items=items)
     async with conn.transaction():
-        good, rejected, kept, copied = await _check_and_copy(conn, items, devices, policy)
-        inserted = len(good) if copied else await _insert_missing(conn, good)
-        conflicts: list[tuple[_Good, float]] = []
-        if inserted < len(good):
-            rows = await conn.fetch(
-                _CONFLICTS_SQL,
-                [g.device_id for g in good],
-                [g.ts for g in good],
-                [g.watts for g in good],
-                [g.index for g in good],
-            )
-            by_index = {g.index: g for g in good}
-            conflicts = [(by_index[r["idx"]], r["watts"]) for r in rows]
+        checked, rejected, kept, copied = await _check_and_copy(conn, items, devices, policy)
+        good = sum(len(c.records) for c in checked)
+        if copied:
+            inserted = good
+        else:
+            inserted = await _insert_missing(conn, [r for c in checked for r in c.records])
+        conflicts: list[tuple[int, Record, float]] = []
+        if inserted < good:
+            records = [r for c in checked for r in c.records]
+            indexes = [i for c in checked for i in c.indexes]
+            rows = await conn.fetch(_CONFLICTS_SQL, *_columns(records), indexes)
+            by_index = dict(zip(indexes, records, strict=True))
+            conflicts = [(r["idx"], by_index[r["idx"]], r["watts"]) for r in rows]
         if inserted:
-            await record_stored(conn, _latest(good), _dirty_ranges(good, policy.cap))
-        duplicates = len(good) - inserted - len(conflicts)
-        for reading, stored_watts in conflicts:
+            stamps = _stamps_by_device(devices, checked)
+            since = min(ts[0] for ts in stamps.values())
+            await record_stored(conn, list(stamps), since, _dirty_ranges(stamps, policy.cap))
+        duplicates = good - inserted - len(conflicts)
+        for index, (device_id, ts, watts), stored_watts in conflicts:
             rejected.append(
                 Rejection(
-                    reading.index,
+                    index,
                     "conflicting_duplicate",
                     f"a reading for this device at this instant exists with {stored_watts:g} W;"
                     " the first value stands",
                 )
             )
-            kept.append(
-                _Attributable(reading.device_id, reading.ts, reading.watts, "conflicting_duplicate")
-            )
+            kept.append(_Attributable(device_id, ts, watts, "conflicting_duplicate"))
         if kept:
             await conn.execute(
                 _REJECTED_SQL,

@@ -79,14 +79,14 @@ async def _load(
     """COPY readings in batches, then what ingest does after storing: mark the rollup
     ranges of just these readings dirty, move the hot table forward, bump the version."""
     first: dict[str, datetime] = {}
-    last: dict[str, Reading] = {}
+    last: dict[str, datetime] = {}
 
     def rows() -> Iterator[tuple[UUID, datetime, float]]:
         for r in readings:
             if r.device_key not in first or r.ts < first[r.device_key]:
                 first[r.device_key] = r.ts
-            if r.device_key not in last or r.ts > last[r.device_key].ts:
-                last[r.device_key] = r
+            if r.device_key not in last or r.ts > last[r.device_key]:
+                last[r.device_key] = r.ts
             yield device_ids[r.device_key], r.ts, r.watts
 
     stream = rows()
@@ -100,12 +100,9 @@ async def _load(
         keys = list(last)
         await record_stored(
             conn,
-            (
-                [device_ids[k] for k in keys],
-                [last[k].ts for k in keys],
-                [last[k].watts for k in keys],
-            ),
-            dirty_spans([(device_ids[k], first[k], last[k].ts) for k in keys], cap),
+            [device_ids[k] for k in keys],
+            min(first.values()),
+            dirty_spans([(device_ids[k], first[k], last[k]) for k in keys], cap),
         )
     return count
 

@@ -349,3 +349,30 @@ async def test_a_batch_over_several_chunks_reports_exact_indices_and_survives_a_
     # The third chunk holds a stored key: every COPY is undone and the batch goes in again.
     assert (result["accepted"], result["duplicates"]) == (24_997, 1)
     assert await _count(pool) == 24_998
+
+
+async def test_stored_readings_mark_only_the_ranges_they_change_dirty(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, home: Home
+) -> None:
+    # Three hours of minute readings and one from two days before, in one batch: the dense
+    # hours make one range, the old reading its own; nothing in between is dirty.
+    cap = timedelta(minutes=15)
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    dense = [end - timedelta(minutes=m) for m in range(180)]
+    old = end - timedelta(days=2)
+    readings = [{"device_id": str(home.heater), "ts": _iso(ts), "watts": 100} for ts in dense]
+    readings.insert(90, {"device_id": str(home.heater), "ts": _iso(old), "watts": 100})
+    response = await client.post("/v1/telemetry", json={"readings": readings}, headers=home.gateway)
+    assert response.json()["accepted"] == 181
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT from_ts, to_ts FROM rollup_dirty WHERE device_id = $1 ORDER BY from_ts",
+            home.heater,
+        )
+    spans = [(r["from_ts"], r["to_ts"]) for r in rows]
+    # Ranges start on the quarter hour at or before first - cap and end at last + cap.
+    assert spans[0][1] - spans[0][0] < timedelta(hours=1)
+    assert spans[0][0] <= old - cap < old + cap == spans[0][1]
+    assert spans[1][0] <= min(dense) - cap < spans[1][0] + timedelta(minutes=15)
+    assert spans[1][1] == max(dense) + cap
+    assert len(spans) == 2
