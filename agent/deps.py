@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -24,6 +25,13 @@ from tenacity import (
 from agent.auth import TokenIssuer
 from agent.cache import AnswerCache
 from agent.settings import Settings
+from quota.core import Limits
+from quota.ledger import Ledger
+from quota.memory_store import MemoryStore
+from quota.prices import micro_units, parse_prices
+from quota.redis_store import RedisStore
+from quota.redis_store import connect as redis_connect
+from quota.service import QuotaService
 from telemetry.db import connect, create_pool
 from telemetry.migrate import migrate
 
@@ -41,6 +49,7 @@ class Deps:
     settings: Settings
     pool: asyncpg.Pool
     tokens: TokenIssuer
+    quota: QuotaService
     redis: aioredis.Redis | None = None
     answers: AnswerCache = field(default_factory=AnswerCache)
     # First come, first served for the pool's connections. asyncpg's pool queue lets a
@@ -58,6 +67,28 @@ class Deps:
         """A pooled connection, for one request."""
         async with self.gate, self.pool.acquire() as conn:
             yield conn
+
+
+def quota_service(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis | None
+) -> QuotaService:
+    """Quotas in Redis when it is configured, else in process memory (one process only)."""
+    store: RedisStore | MemoryStore = (
+        RedisStore(redis_client, prefix=settings.quota_prefix)
+        if redis_client is not None
+        else MemoryStore()
+    )
+    limits = Limits(
+        daily_tokens=settings.user_daily_tokens,
+        monthly_tokens=settings.user_monthly_tokens,
+        spend_cap_micro=micro_units(settings.monthly_spend_cap),
+        rate_per_minute=settings.rate_per_minute,
+        burst=settings.rate_burst,
+        lease=timedelta(seconds=settings.reservation_lease_seconds),
+    )
+    return QuotaService(
+        store, Ledger(pool), prices=parse_prices(settings.model_prices), limits=limits
+    )
 
 
 def token_issuer(settings: Settings) -> TokenIssuer:
@@ -103,11 +134,17 @@ async def open_deps(settings: Settings) -> AsyncIterator[Deps]:
     client: aioredis.Redis | None = None
     try:
         if settings.redis_url is not None:
-            client = aioredis.Redis.from_url(settings.redis_url)
+            client = redis_connect(settings.redis_url)
             async for attempt in _retrying():
                 with attempt:
                     await client.ping()
-        yield Deps(settings=settings, pool=pool, tokens=token_issuer(settings), redis=client)
+        yield Deps(
+            settings=settings,
+            pool=pool,
+            tokens=token_issuer(settings),
+            quota=quota_service(settings, pool, client),
+            redis=client,
+        )
     finally:
         if client is not None:
             await client.aclose()

@@ -32,6 +32,7 @@ from agent.errors import (
     WattwiseError,
 )
 from agent.settings import Settings
+from quota.core import QuotaRefused
 from telemetry import access, households
 from telemetry.migrate import pending
 from telemetry.rollups import Refresher
@@ -227,6 +228,22 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
+async def _quota_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, QuotaRefused)
+    body = {"error": {"code": exc.code, "message": exc.message, **exc.details()}}
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
+
+
+async def usage(request: Request, conn: Any, user: access.User) -> Response:
+    """The caller's token use and what remains today and this month; an administrator also
+    sees the deployment's spend against its monthly cap."""
+    deps = requests.deps(request)
+    report = await deps.quota.usage(user.id, spend=user.role == "admin")
+    if "monthly_spend" in report:
+        report["monthly_spend"]["currency"] = deps.settings.spend_currency
+    return JSONResponse(report)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -243,6 +260,7 @@ def routes() -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/v1/me", requests.authenticated(me), methods=["GET"]),
+        Route("/v1/usage", requests.authenticated(usage), methods=["GET"]),
         Route("/v1/households", requests.authenticated(list_households), methods=["GET"]),
         Route("/v1/households", requests.authenticated(create_household), methods=["POST"]),
         Route(h, requests.authenticated(get_household), methods=["GET"]),
@@ -292,7 +310,11 @@ def create_app(*, settings: Settings | None = None, deps: Deps | None = None) ->
     app = Starlette(
         routes=routes(),
         lifespan=lifespan,
-        exception_handlers={WattwiseError: _domain_error, HTTPException: _http_error},
+        exception_handlers={
+            WattwiseError: _domain_error,
+            QuotaRefused: _quota_refused,
+            HTTPException: _http_error,
+        },
     )
     if deps is not None:
         # ASGI transports in tests may not run the lifespan; the deps are ready already.

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from quota.prices import PriceError, parse_prices
+
 log = logging.getLogger("wattwise.settings")
 
 Environment = Literal["development", "production", "demo"]
@@ -26,6 +28,8 @@ MAX_USER_DAILY_TOKENS = 5_000_000
 MAX_USER_MONTHLY_TOKENS = 50_000_000
 MAX_MONTHLY_SPEND_CAP = 100_000.0
 MAX_RATE_PER_MINUTE = 600
+
+DEFAULT_MODEL_PRICES = '{"gpt-4o-mini": {"input": 0.15, "output": 0.60, "max_tokens": 1024}}'
 
 _WEAK_SECRETS = {"secret", "changeme", "password", "wattwise", "jwtsecret", "development"}
 _DEFAULT_DB_PASSWORDS = {"", "postgres", "password", "changeme", "admin", "root", "secret"}
@@ -87,6 +91,25 @@ class Settings(BaseSettings):
         50.0, ge=0, allow_inf_nan=False, validation_alias=_env("WATTWISE_MONTHLY_SPEND_CAP")
     )
     rate_per_minute: int = Field(20, ge=1, validation_alias=_env("WATTWISE_RATE_PER_MINUTE"))
+    rate_burst: int = Field(5, ge=1, le=100, validation_alias=_env("WATTWISE_RATE_BURST"))
+    # Model name -> prices per million tokens (the spend cap's currency) and max_tokens.
+    model_prices: str = Field(
+        DEFAULT_MODEL_PRICES, min_length=2, validation_alias=_env("WATTWISE_MODEL_PRICES")
+    )
+    spend_currency: str = Field(
+        "USD", pattern=r"^[A-Z]{3}$", validation_alias=_env("WATTWISE_SPEND_CURRENCY")
+    )
+    quota_prefix: str = Field(
+        "ww:q", pattern=r"^[A-Za-z0-9:_-]{1,64}$", validation_alias=_env("WATTWISE_QUOTA_PREFIX")
+    )
+    reservation_lease_seconds: int = Field(
+        600, ge=30, le=3600, validation_alias=_env("WATTWISE_RESERVATION_LEASE_SECONDS")
+    )
+    # Over budget, an energy or cost question gets a 402, or the offline narrator's answer
+    # marked as degraded.
+    over_budget: Literal["refuse", "narrate"] = Field(
+        "refuse", validation_alias=_env("WATTWISE_OVER_BUDGET")
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -146,6 +169,11 @@ def check(settings: Settings, *, needs_secret: bool = True) -> tuple[Settings, l
         refusals.append(f"WATTWISE_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
     elif _secret_is_weak(secret):
         hazards.append("WATTWISE_JWT_SECRET looks weak (few distinct characters or a common word)")
+
+    try:
+        parse_prices(settings.model_prices)
+    except PriceError as exc:
+        refusals.append(f"WATTWISE_MODEL_PRICES: {exc}")
 
     if "*" in settings.cors_origins:
         hazards.append("WATTWISE_CORS_ORIGINS allows every origin ('*')")

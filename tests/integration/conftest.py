@@ -20,9 +20,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from agent.deps import Deps, token_issuer
+from agent.deps import Deps, quota_service, token_issuer
 from agent.http import create_app
 from agent.settings import Settings
+from quota.redis_store import connect as redis_connect
 from telemetry import access
 from telemetry.db import connect, create_pool
 from telemetry.migrate import migrate
@@ -145,7 +146,7 @@ async def pool(db: Database) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url())
+    client = redis_connect(redis_url())
     yield client
     await client.aclose()
 
@@ -157,7 +158,13 @@ def settings(db: Database) -> Settings:
 
 @pytest.fixture
 def deps(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> Deps:
-    return Deps(settings=settings, pool=pool, tokens=token_issuer(settings), redis=redis_client)
+    return Deps(
+        settings=settings,
+        pool=pool,
+        tokens=token_issuer(settings),
+        quota=quota_service(settings, pool, redis_client),
+        redis=redis_client,
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+"""One model call, metered: reserved before it starts, settled or released on every way
+out of it, whatever that way is.
+
+    async with metered(quota, user_id=..., household_id=..., model=..., prompt_tokens=...,
+                       max_tokens=...) as call:
+        call.started()                      # the request went to the provider
+        async for chunk in stream:
+            call.streamed(chunk.text)
+        call.used(prompt_tokens, completion_tokens)   # the provider's usage, if it came
+
+On the way out: reported usage is settled; without it, a call that started is settled with
+an estimate (the reserved prompt plus what streamed); one that never started is released.
+This runs on success, on an exception, on cancellation (CancelledError is not an
+Exception), and when the generator around it is closed; it is shielded, so a second
+cancellation cannot interrupt it half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from quota.core import Reservation
+from quota.prices import estimate_tokens
+from quota.service import QuotaService
+
+log = logging.getLogger("wattwise.quota")
+
+
+@dataclass
+class Call:
+    reservation: Reservation
+    _started: bool = False
+    _usage: tuple[int, int] | None = None
+    _streamed: list[str] = field(default_factory=list)
+
+    def started(self) -> None:
+        self._started = True
+
+    def streamed(self, text: str) -> None:
+        self._started = True
+        self._streamed.append(text)
+
+    def used(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self._usage = (prompt_tokens, completion_tokens)
+
+
+async def _close(quota: QuotaService, call: Call) -> None:
+    r = call.reservation
+    try:
+        if call._usage is not None:
+            await quota.settle(r, prompt_tokens=call._usage[0], completion_tokens=call._usage[1])
+        elif call._started:
+            streamed = estimate_tokens("".join(call._streamed))
+            await quota.settle(
+                r, prompt_tokens=r.prompt_tokens, completion_tokens=streamed, estimated=True
+            )
+        else:
+            await quota.release(r)
+    except Exception:
+        # The reservation then lapses at the end of its lease; the call is in the ledger if
+        # it was settled that far.
+        log.exception("could not close reservation %s", r.id)
+
+
+@asynccontextmanager
+async def metered(
+    quota: QuotaService,
+    *,
+    user_id: UUID,
+    household_id: UUID | None,
+    model: str,
+    prompt_tokens: int,
+    max_tokens: int | None = None,
+    turn_id: str | None = None,
+) -> AsyncIterator[Call]:
+    reservation = await quota.reserve(
+        user_id=user_id,
+        household_id=household_id,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        turn_id=turn_id,
+    )
+    call = Call(reservation)
+    try:
+        yield call
+    finally:
+        await asyncio.shield(asyncio.ensure_future(_close(quota, call)))

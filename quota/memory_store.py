@@ -1,0 +1,148 @@
+"""The quota store in process memory: the same operations and the same semantics as the
+Redis store, for `wattwise demo` and single-process runs with no Redis. Each operation
+runs without awaiting, so within one event loop it is as atomic as a Lua script."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from quota.core import (
+    GRACE,
+    SCOPES,
+    Counter,
+    Limit,
+    Limits,
+    NeedsLoad,
+    Outcome,
+    OverLimit,
+    Periods,
+    Reserved,
+    Scope,
+    Snapshot,
+    Throttled,
+)
+
+
+@dataclass
+class _Scope:
+    used: int = 0
+    held: int = 0
+    loaded: bool = False
+    reservations: dict[str, tuple[int, int]] = field(default_factory=dict)  # amount, deadline
+    expires_at: float = 0.0  # unix s
+
+    def purge(self, now_ms: int) -> None:
+        for rid, (amount, deadline) in list(self.reservations.items()):
+            if deadline <= now_ms:
+                self.held -= amount
+                del self.reservations[rid]
+
+
+class MemoryStore:
+    def __init__(self, *, clock: Callable[[], int] = time.time_ns) -> None:
+        self._clock = clock  # nanoseconds since the epoch
+        self._scopes: dict[str, _Scope] = {}
+        self._schedules: dict[UUID, tuple[int, int]] = {}  # user -> (tat us, expires us)
+        self._done: dict[str, float] = {}
+
+    def _now(self) -> tuple[int, int, Periods]:
+        now_ns = self._clock()
+        now_us = now_ns // 1000
+        return now_us, now_us // 1000, Periods.at(datetime.fromtimestamp(now_ns / 1e9, UTC))
+
+    @staticmethod
+    def _keys(user: UUID, periods: Periods) -> tuple[str, str, str]:
+        day, month = periods.day.strftime("%Y%m%d"), periods.month.strftime("%Y%m")
+        return (f"ud:{user}:{day}", f"um:{user}:{month}", f"gm:{month}")
+
+    def _scope(self, key: str, now_s: float) -> _Scope:
+        scope = self._scopes.get(key)
+        if scope is None or scope.expires_at <= now_s:
+            scope = self._scopes[key] = _Scope()
+        return scope
+
+    def _expire(self, now_s: float) -> None:
+        for key in [k for k, s in self._scopes.items() if s.expires_at and s.expires_at <= now_s]:
+            del self._scopes[key]
+        for rid in [r for r, at in self._done.items() if at <= now_s]:
+            del self._done[rid]
+
+    async def reserve(
+        self, *, user: UUID, rid: str, tokens: int, cost: int, limits: Limits
+    ) -> Outcome:
+        now_us, now_ms, periods = self._now()
+        now_s = now_us / 1e6
+        self._expire(now_s)
+        keys = self._keys(user, periods)
+        scopes = [self._scope(k, now_s) for k in keys]
+        missing = tuple(
+            name for name, scope in zip(SCOPES, scopes, strict=True) if not scope.loaded
+        )
+        if missing:
+            return NeedsLoad(periods, missing)
+        for scope in scopes:
+            scope.purge(now_ms)
+        tat, _ = self._schedules.get(user, (0, 0))
+        tat = max(tat, now_us)
+        if tat - now_us > limits.tolerance_us:
+            return Throttled(-(-(tat - now_us - limits.tolerance_us) // 1000))
+        amounts = (tokens, tokens, cost)
+        caps = (limits.daily_tokens, limits.monthly_tokens, limits.spend_cap_micro)
+        names: tuple[Limit, ...] = ("daily", "monthly", "spend_cap")
+        for scope, amount, cap, name in zip(scopes, amounts, caps, names, strict=True):
+            if scope.used + scope.held + amount > cap:
+                return OverLimit(name, periods)
+        deadline = now_ms + int(limits.lease.total_seconds() * 1000)
+        ends = (periods.day_end, periods.month_end, periods.month_end)
+        for scope, amount, end in zip(scopes, amounts, ends, strict=True):
+            scope.held += amount
+            scope.reservations[rid] = (amount, deadline)
+            scope.expires_at = (end + GRACE).timestamp()
+        self._schedules[user] = (tat + limits.emission_us, tat + limits.emission_us)
+        return Reserved(periods, keys)
+
+    async def load(self, *, user: UUID, periods: Periods, scope: Scope, used: int) -> None:
+        key = self._keys(user, periods)[SCOPES.index(scope)]
+        now_s = self._clock() / 1e9
+        state = self._scope(key, now_s)
+        if state.loaded:
+            return
+        end = periods.day_end if scope == "user_day" else periods.month_end
+        state.used, state.loaded, state.expires_at = used, True, (end + GRACE).timestamp()
+
+    async def settle(
+        self,
+        *,
+        rid: str,
+        keys: tuple[str, str, str],
+        held: tuple[int, int],
+        tokens: int,
+        cost: int,
+    ) -> bool:
+        now_s = self._clock() / 1e9
+        if rid in self._done:
+            return False
+        self._done[rid] = now_s + GRACE.total_seconds() + 40 * 86400
+        for key, amount in zip(keys, (tokens, tokens, cost), strict=True):
+            scope = self._scopes.get(key)
+            if scope is None:
+                continue
+            leased = scope.reservations.pop(rid, None)
+            if leased is not None:
+                scope.held -= leased[0]
+            if amount > 0 and scope.loaded:
+                scope.used += amount
+        return True
+
+    async def snapshot(self, *, user: UUID) -> Snapshot:
+        _, now_ms, periods = self._now()
+        counters = []
+        for key in self._keys(user, periods):
+            scope = self._scopes.get(key) or _Scope()
+            scope.purge(now_ms)
+            counters.append(Counter(scope.used, scope.held, scope.loaded))
+        return Snapshot(periods, *counters)

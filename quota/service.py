@@ -1,0 +1,248 @@
+"""Reserve, then settle: the one way a model call is accounted for.
+
+reserve() holds the call's worst case (estimated prompt tokens plus the clamped max_tokens,
+and its cost) against every budget at once, or refuses and holds nothing. settle() charges
+what the provider reported (or an estimate, for a stream cut before usage arrived) and
+returns the rest; release() returns all of it. Each happens at most once per reservation.
+A settlement is written to the ledger before the counters, so counters rebuilt from the
+ledger after Redis lost them never miss a settled call.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
+
+from quota.core import (
+    Limit,
+    Limits,
+    ModelNotPriced,
+    NeedsLoad,
+    OverLimit,
+    Periods,
+    QuotaExceeded,
+    QuotaUnavailable,
+    RateLimited,
+    Reservation,
+    Reserved,
+    Scope,
+    Settlement,
+    Snapshot,
+    Throttled,
+)
+from quota.ledger import Entry, Ledger
+from quota.prices import Prices, UnpricedModel
+
+
+class Store(Protocol):
+    async def reserve(
+        self, *, user: UUID, rid: str, tokens: int, cost: int, limits: Limits
+    ) -> Reserved | NeedsLoad | OverLimit | Throttled: ...
+
+    async def load(self, *, user: UUID, periods: Periods, scope: Scope, used: int) -> None: ...
+
+    async def settle(
+        self,
+        *,
+        rid: str,
+        keys: tuple[str, str, str],
+        held: tuple[int, int],
+        tokens: int,
+        cost: int,
+    ) -> bool: ...
+
+    async def snapshot(self, *, user: UUID) -> Snapshot: ...
+
+
+@dataclass(frozen=True)
+class Remaining:
+    limit: Limit
+    used: int
+    held: int
+    allowed: int
+    resets_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "used": self.used,
+            "reserved": self.held,
+            "limit": self.allowed,
+            "remaining": max(0, self.allowed - self.used - self.held),
+            "resets_at": self.resets_at.isoformat(),
+        }
+
+
+class QuotaService:
+    def __init__(self, store: Store, ledger: Ledger, *, prices: Prices, limits: Limits) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.prices = prices
+        self.limits = limits
+
+    async def _load(self, user: UUID, need: NeedsLoad) -> None:
+        for scope in need.missing:
+            if scope == "user_day":
+                used = await self.ledger.user_tokens(user, day=need.periods.day)
+            elif scope == "user_month":
+                used = await self.ledger.user_tokens(user, month=need.periods.month)
+            else:
+                used = await self.ledger.month_spend(need.periods.month)
+            await self.store.load(user=user, periods=need.periods, scope=scope, used=used)
+
+    async def reserve(
+        self,
+        *,
+        user_id: UUID,
+        household_id: UUID | None,
+        model: str,
+        prompt_tokens: int,
+        max_tokens: int | None = None,
+        turn_id: str | None = None,
+    ) -> Reservation:
+        try:
+            price = self.prices.of(model)
+        except UnpricedModel:
+            raise ModelNotPriced(model) from None
+        completion = self.prices.clamp(model, max_tokens)
+        tokens = prompt_tokens + completion
+        cost = price.cost_micro(prompt_tokens, completion)
+        rid = secrets.token_hex(12)
+        for _ in range(3):  # a load, then the reservation; a period may roll over between
+            outcome = await self.store.reserve(
+                user=user_id, rid=rid, tokens=tokens, cost=cost, limits=self.limits
+            )
+            if isinstance(outcome, NeedsLoad):
+                try:
+                    await self._load(user_id, outcome)
+                except (OSError, asyncpg.PostgresError) as exc:
+                    raise QuotaUnavailable(f"the usage ledger cannot be read: {exc}") from exc
+                continue
+            if isinstance(outcome, OverLimit):
+                raise QuotaExceeded(outcome.limit, outcome.periods.resets_at(outcome.limit))
+            if isinstance(outcome, Throttled):
+                raise RateLimited(outcome.retry_after_ms)
+            return Reservation(
+                id=rid,
+                user_id=user_id,
+                household_id=household_id,
+                model=model,
+                prompt_tokens=prompt_tokens,
+                max_tokens=completion,
+                tokens=tokens,
+                cost_micro=cost,
+                periods=outcome.periods,
+                keys=outcome.keys,
+                turn_id=turn_id,
+            )
+        raise QuotaUnavailable("the counters could not be rebuilt")
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        estimated: bool = False,
+    ) -> Settlement | None:
+        """Charge what the call used; None if the reservation was already closed."""
+        if reservation.closed:
+            return None
+        reservation.closed = True
+        price = self.prices.of(reservation.model)
+        settlement = Settlement(
+            prompt_tokens,
+            completion_tokens,
+            price.cost_micro(prompt_tokens, completion_tokens),
+            estimated,
+        )
+        await self.ledger.append(
+            Entry(
+                reservation_id=reservation.id,
+                turn_id=reservation.turn_id,
+                user_id=reservation.user_id,
+                household_id=reservation.household_id,
+                model=reservation.model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost_micro=settlement.cost_micro,
+                estimated=estimated,
+                day=reservation.periods.day,
+                month=reservation.periods.month,
+            )
+        )
+        await self._close(reservation, settlement.tokens, settlement.cost_micro)
+        return settlement
+
+    async def _close(self, reservation: Reservation, tokens: int, cost: int) -> None:
+        # A blip must not leave a reservation held for its whole lease: retry briefly. The
+        # store's done marker makes a repeated step harmless.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(QuotaUnavailable),
+            stop=stop_after_attempt(3),
+            wait=wait_random(0.05, 0.2),
+            reraise=True,
+        ):
+            with attempt:
+                await self.store.settle(
+                    rid=reservation.id,
+                    keys=reservation.keys,
+                    held=(reservation.tokens, reservation.cost_micro),
+                    tokens=tokens,
+                    cost=cost,
+                )
+
+    async def release(self, reservation: Reservation) -> None:
+        """Return the whole reservation: the call was never made."""
+        if reservation.closed:
+            return
+        reservation.closed = True
+        await self._close(reservation, 0, 0)
+
+    async def usage(self, user_id: UUID, *, spend: bool = False) -> dict[str, Any]:
+        """The user's tokens today and this month, used, reserved and remaining; with
+        `spend`, also the deployment's spend this month against the cap."""
+        snap = await self.store.snapshot(user=user_id)
+        if not (snap.user_day.loaded and snap.user_month.loaded):
+            # Counters not in the store yet (nothing reserved since a restart): the ledger.
+            day = await self.ledger.user_tokens(user_id, day=snap.periods.day)
+            month = await self.ledger.user_tokens(user_id, month=snap.periods.month)
+            snap = Snapshot(
+                snap.periods,
+                type(snap.user_day)(day, snap.user_day.held, True),
+                type(snap.user_month)(month, snap.user_month.held, True),
+                snap.global_month,
+            )
+        p = snap.periods
+        report: dict[str, Any] = {
+            "periods": {"day": p.day.isoformat(), "month": p.month.isoformat()[:7], "tz": "UTC"},
+            "daily_tokens": Remaining(
+                "daily", snap.user_day.used, snap.user_day.held, self.limits.daily_tokens, p.day_end
+            ).public(),
+            "monthly_tokens": Remaining(
+                "monthly",
+                snap.user_month.used,
+                snap.user_month.held,
+                self.limits.monthly_tokens,
+                p.month_end,
+            ).public(),
+            "rate_per_minute": self.limits.rate_per_minute,
+        }
+        if spend:
+            spent = snap.global_month.used
+            if not snap.global_month.loaded:
+                spent = await self.ledger.month_spend(p.month)
+            cap, held = self.limits.spend_cap_micro, snap.global_month.held
+            report["monthly_spend"] = {
+                "used_micro": spent,
+                "reserved_micro": held,
+                "cap_micro": cap,
+                "remaining_micro": max(0, cap - spent - held),
+                "resets_at": p.month_end.isoformat(),
+            }
+        return report
