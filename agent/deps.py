@@ -91,6 +91,19 @@ def quota_service(
     )
 
 
+def build_deps(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis | None
+) -> Deps:
+    """Everything a request needs, over an open pool and (optionally) Redis."""
+    return Deps(
+        settings=settings,
+        pool=pool,
+        tokens=token_issuer(settings),
+        quota=quota_service(settings, pool, redis_client),
+        redis=redis_client,
+    )
+
+
 def token_issuer(settings: Settings) -> TokenIssuer:
     if settings.jwt_secret is None:
         raise RuntimeError("no JWT secret: settings were not checked")
@@ -138,13 +151,7 @@ async def open_deps(settings: Settings) -> AsyncIterator[Deps]:
             async for attempt in _retrying():
                 with attempt:
                     await client.ping()
-        yield Deps(
-            settings=settings,
-            pool=pool,
-            tokens=token_issuer(settings),
-            quota=quota_service(settings, pool, client),
-            redis=client,
-        )
+        yield build_deps(settings, pool, client)
     finally:
         if client is not None:
             await client.aclose()

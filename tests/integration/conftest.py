@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from agent.deps import Deps, quota_service, token_issuer
+from agent.deps import Deps, build_deps
 from agent.http import create_app
 from agent.settings import Settings
 from quota.redis_store import connect as redis_connect
@@ -158,13 +158,7 @@ def settings(db: Database) -> Settings:
 
 @pytest.fixture
 def deps(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> Deps:
-    return Deps(
-        settings=settings,
-        pool=pool,
-        tokens=token_issuer(settings),
-        quota=quota_service(settings, pool, redis_client),
-        redis=redis_client,
-    )
+    return build_deps(settings, pool, redis_client)
 
 
 @pytest.fixture
