@@ -283,10 +283,12 @@ async def energy_series(
     *,
     now: datetime,
     cap: timedelta,
+    only: list[Device] | None = None,
 ) -> list[dict[str, Any]]:
     """Totals per bucket [edges[i], edges[i+1]); edges lie on local quarter hours (or are
-    the window's own start and end)."""
-    devices = await list_devices(conn, household.id)
+    the window's own start and end). `only`: these devices of the household, not all."""
+    devices = only if only is not None else await list_devices(conn, household.id)
+    assert all(d.household_id == household.id for d in devices)
     by_id = {d.id: d for d in devices}
     series = await bucket_energy(
         conn, list(by_id), start=window.start, end=window.end, now=now, cap=cap

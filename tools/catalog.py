@@ -1,0 +1,581 @@
+"""The tools: each reads figures through telemetry.queries for the household in the
+context, and returns a bounded, typed result that carries fresh_as_of."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from telemetry import queries, windows
+from telemetry.households import Device
+from telemetry.kinds import DeviceKind
+from tools.base import Args, Branch, Result, Tool, ToolContext, ToolFailure
+from tools.windows import WindowArg, resolve
+
+MAX_TOP = 20
+MAX_BUCKETS = 96
+SUMMARY_DEVICES = 5
+
+Step = Literal["15m", "1h", "1d"]
+PowerValue = Literal["ON", "OFF"]
+Op = Literal["SET_POWER", "SET_CHARGE_CURRENT", "SET_BATTERY_RESERVE"]
+# What each operation accepts, and on which kinds of device.
+OPS: dict[str, frozenset[DeviceKind]] = {
+    "SET_POWER": frozenset({"consumer", "ev_charger", "battery"}),
+    "SET_CHARGE_CURRENT": frozenset({"ev_charger"}),
+    "SET_BATTERY_RESERVE": frozenset({"battery"}),
+}
+CHARGE_AMPS = (6, 32)
+RESERVE_PERCENT = (0, 100)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class WindowOut(_Frozen):
+    name: str
+    start: datetime
+    end: datetime
+    timezone: str
+
+
+class DeviceKwh(_Frozen):
+    name: str
+    kind: str
+    kwh: float
+    share_of_consumption: float | None
+
+
+class Quality(_Frozen):
+    offline_devices: list[str]
+    capped_gaps: int
+    implausible_readings_rejected: int
+
+
+class Totals(_Frozen):
+    consumption_kwh: float
+    solar_kwh: float
+    grid_import_kwh: float
+    grid_export_kwh: float
+    battery_charge_kwh: float
+    battery_discharge_kwh: float
+    estimated_cost: float
+    export_credit: float
+    net_cost: float
+    currency: str
+
+
+# -- arguments -------------------------------------------------------------------------
+
+
+class WindowOnly(Args):
+    window: WindowArg
+
+
+class TopDevicesArgs(Args):
+    window: WindowArg
+    limit: int = Field(ge=1, le=MAX_TOP, description=f"How many devices, 1 to {MAX_TOP}.")
+
+
+class DeviceUsageArgs(Args):
+    device_name: str = Field(max_length=80, description="The device's name as the user knows it.")
+    window: WindowArg
+    step: Step = Field(description="Bucket width of the series.")
+
+
+class CompareArgs(Args):
+    a: WindowArg
+    b: WindowArg
+
+
+class NoArgs(Args):
+    pass
+
+
+class FindDeviceArgs(Args):
+    name: str = Field(max_length=80, description="A device name or part of one.")
+
+
+class ProposeArgs(Args):
+    device_name: str = Field(max_length=80)
+    op: Op
+    value: str = Field(
+        max_length=8,
+        description="ON or OFF for SET_POWER; amps 6-32 for SET_CHARGE_CURRENT; "
+        "percent 0-100 for SET_BATTERY_RESERVE.",
+    )
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+class EnergySummary(Result):
+    window: WindowOut
+    totals: Totals
+    self_consumption_kwh: float
+    self_consumption_pct: float | None
+    top_devices: list[DeviceKwh]
+    other_devices: int
+    data_quality: Quality
+
+
+class TopDevices(Result):
+    window: WindowOut
+    devices: list[DeviceKwh]
+
+
+class Bucket(_Frozen):
+    start: datetime
+    end: datetime
+    kwh: float
+
+
+class DeviceUsage(Result):
+    device: str
+    kind: str
+    window: WindowOut
+    kwh: float
+    kwh_negative: float
+    step: Step
+    buckets: list[Bucket]
+
+
+class Comparison(Result):
+    a: WindowOut
+    b: WindowOut
+    totals_a: Totals
+    totals_b: Totals
+    consumption_change_kwh: float
+    consumption_change_pct: float | None
+
+
+class CostBreakdown(Result):
+    window: WindowOut
+    currency: str
+    import_kwh: float
+    import_cost: float
+    fixed_charges: float
+    local_days: int
+    estimated_cost: float
+    export_kwh: float
+    export_credit: float
+    net_cost: float
+    import_price_per_kwh: float
+    export_price_per_kwh: float
+    time_of_use_periods: int
+
+
+class GridExchange(Result):
+    window: WindowOut
+    import_kwh: float
+    export_kwh: float
+    net_import_kwh: float
+
+
+class SolarSummary(Result):
+    window: WindowOut
+    production_kwh: float
+    self_consumed_kwh: float
+    self_consumption_pct: float | None
+    exported_kwh: float
+
+
+class LiveDevice(_Frozen):
+    name: str
+    kind: str
+    watts: float | None
+    age_seconds: float | None
+    stale: bool
+
+
+class LiveStatus(Result):
+    house_load_watts: float
+    solar_watts: float
+    grid_import_watts: float
+    grid_export_watts: float
+    devices: list[LiveDevice]
+    other_devices: int
+
+
+class FoundDevice(_Frozen):
+    name: str
+    kind: str
+    controllable: bool
+    operations: list[str]
+
+
+class FoundDevices(Result):
+    devices: list[FoundDevice]
+
+
+class Proposal(Result):
+    device_name: str
+    op: Op
+    value: str
+    command: dict[str, str]
+    requires_consent: bool
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _window(ctx: ToolContext, arg: WindowArg, field: str) -> windows.Window:
+    try:
+        return resolve(arg, timezone=ctx.household.timezone, now=ctx.now)
+    except windows.WindowError as exc:
+        raise ToolFailure(exc.code, exc.message, field) from None
+
+
+def _window_out(window: windows.Window) -> WindowOut:
+    return WindowOut(name=window.name, start=window.start, end=window.end, timezone=window.timezone)
+
+
+async def _report(ctx: ToolContext, window: windows.Window) -> queries.EnergyReport:
+    return await queries.energy_report(ctx.conn, ctx.household, window, now=ctx.now, cap=ctx.cap)
+
+
+def _totals(report: queries.EnergyReport) -> Totals:
+    t, c = report.totals, report.cost
+    return Totals(
+        consumption_kwh=t.consumption_kwh,
+        solar_kwh=t.solar_kwh,
+        grid_import_kwh=t.import_kwh,
+        grid_export_kwh=t.export_kwh,
+        battery_charge_kwh=t.battery_charge_kwh,
+        battery_discharge_kwh=t.battery_discharge_kwh,
+        estimated_cost=c.total,
+        export_credit=c.export_credit,
+        net_cost=c.net,
+        currency=c.currency,
+    )
+
+
+def _consuming(report: queries.EnergyReport) -> list[DeviceKwh]:
+    return [
+        DeviceKwh(name=f.device.name, kind=f.device.kind, kwh=f.kwh, share_of_consumption=f.share)
+        for f in report.devices
+        if f.share is not None
+    ]
+
+
+def device_named(ctx: ToolContext, name: str, field: str = "device_name") -> Device:
+    """The household's device with this name (ignoring case and outer spaces)."""
+    wanted = name.strip().casefold()
+    for device in ctx.devices:
+        if device.name.casefold() == wanted:
+            return device
+    known = ", ".join(repr(d.name) for d in ctx.devices[:12])
+    raise ToolFailure("unknown_device", f"No device named {name[:80]!r}. Devices: {known}.", field)
+
+
+def _operations(device: Device) -> list[str]:
+    if not device.controllable:
+        return []
+    return [op for op, kinds in OPS.items() if device.kind in kinds]
+
+
+# -- the tools -------------------------------------------------------------------------
+
+
+async def energy_summary(ctx: ToolContext, args: WindowOnly) -> EnergySummary:
+    report = await _report(ctx, _window(ctx, args.window, "window"))
+    consuming = _consuming(report)
+    return EnergySummary(
+        fresh_as_of=report.fresh_as_of,
+        window=_window_out(report.window),
+        totals=_totals(report),
+        self_consumption_kwh=report.self_consumption_kwh,
+        self_consumption_pct=report.self_consumption_pct,
+        top_devices=consuming[:SUMMARY_DEVICES],
+        other_devices=max(0, len(consuming) - SUMMARY_DEVICES),
+        data_quality=Quality(**report.quality.public()),
+    )
+
+
+async def top_devices(ctx: ToolContext, args: TopDevicesArgs) -> TopDevices:
+    report = await _report(ctx, _window(ctx, args.window, "window"))
+    return TopDevices(
+        fresh_as_of=report.fresh_as_of,
+        window=_window_out(report.window),
+        devices=_consuming(report)[: args.limit],
+    )
+
+
+_STEP_WIDTH = {"15m": 0.25, "1h": 1.0, "1d": 23.0}  # hours, the shortest a bucket can be
+
+
+async def device_usage(ctx: ToolContext, args: DeviceUsageArgs) -> DeviceUsage:
+    device = device_named(ctx, args.device_name)
+    window = _window(ctx, args.window, "window")
+    hours = (window.end - window.start).total_seconds() / 3600
+    if hours / _STEP_WIDTH[args.step] > MAX_BUCKETS:
+        raise ToolFailure(
+            "too_many_buckets",
+            f"At most {MAX_BUCKETS} buckets: use a larger step or a shorter window.",
+            "step",
+        )
+    edges = windows.series_edges(window, args.step)
+    series = await queries.energy_series(
+        ctx.conn, ctx.household, window, edges, now=ctx.now, cap=ctx.cap, only=[device]
+    )
+    fresh = await queries.fresh_as_of(ctx.conn, [device], window)
+    kind = device.kind
+    key = {"solar": "solar_kwh", "grid": "grid_import_kwh", "battery": "battery_charge_kwh"}.get(
+        kind, "consumption_kwh"
+    )
+    negative = {"grid": "grid_export_kwh", "battery": "battery_discharge_kwh"}.get(kind)
+    buckets = [Bucket(start=b["start"], end=b["end"], kwh=b[key]) for b in series]
+    return DeviceUsage(
+        fresh_as_of=fresh,
+        device=device.name,
+        kind=kind,
+        window=_window_out(window),
+        kwh=sum(b[key] for b in series),
+        kwh_negative=sum(b[negative] for b in series) if negative else 0.0,
+        step=args.step,
+        buckets=buckets,
+    )
+
+
+async def compare_windows(ctx: ToolContext, args: CompareArgs) -> Comparison:
+    a = await _report(ctx, _window(ctx, args.a, "a"))
+    b = await _report(ctx, _window(ctx, args.b, "b"))
+    change = a.totals.consumption_kwh - b.totals.consumption_kwh
+    base = b.totals.consumption_kwh
+    freshest = [f for f in (a.fresh_as_of, b.fresh_as_of) if f is not None]
+    return Comparison(
+        fresh_as_of=max(freshest) if freshest else None,
+        a=_window_out(a.window),
+        b=_window_out(b.window),
+        totals_a=_totals(a),
+        totals_b=_totals(b),
+        consumption_change_kwh=change,
+        consumption_change_pct=change / base * 100 if base else None,
+    )
+
+
+async def cost_breakdown(ctx: ToolContext, args: WindowOnly) -> CostBreakdown:
+    report = await _report(ctx, _window(ctx, args.window, "window"))
+    c, tariff = report.cost, ctx.household.tariff
+    return CostBreakdown(
+        fresh_as_of=report.fresh_as_of,
+        window=_window_out(report.window),
+        currency=c.currency,
+        import_kwh=report.totals.import_kwh,
+        import_cost=c.import_cost,
+        fixed_charges=c.fixed_charges,
+        local_days=c.local_days,
+        estimated_cost=c.total,
+        export_kwh=report.totals.export_kwh,
+        export_credit=c.export_credit,
+        net_cost=c.net,
+        import_price_per_kwh=tariff.import_price_per_kwh,
+        export_price_per_kwh=tariff.export_price_per_kwh,
+        time_of_use_periods=len(tariff.time_of_use),
+    )
+
+
+async def grid_exchange(ctx: ToolContext, args: WindowOnly) -> GridExchange:
+    report = await _report(ctx, _window(ctx, args.window, "window"))
+    t = report.totals
+    return GridExchange(
+        fresh_as_of=report.fresh_as_of,
+        window=_window_out(report.window),
+        import_kwh=t.import_kwh,
+        export_kwh=t.export_kwh,
+        net_import_kwh=t.import_kwh - t.export_kwh,
+    )
+
+
+async def solar_summary(ctx: ToolContext, args: WindowOnly) -> SolarSummary:
+    report = await _report(ctx, _window(ctx, args.window, "window"))
+    return SolarSummary(
+        fresh_as_of=report.fresh_as_of,
+        window=_window_out(report.window),
+        production_kwh=report.totals.solar_kwh,
+        self_consumed_kwh=report.self_consumption_kwh,
+        self_consumption_pct=report.self_consumption_pct,
+        exported_kwh=report.totals.export_kwh,
+    )
+
+
+async def live_status(ctx: ToolContext, args: NoArgs) -> LiveStatus:
+    live = await queries.live(ctx.conn, ctx.household, now=ctx.now, cap=ctx.cap)
+    devices = sorted(live["devices"], key=lambda d: (-(d["watts"] or 0.0), d["name"].lower()))
+    fresh = live["fresh_as_of"]
+    return LiveStatus(
+        fresh_as_of=datetime.fromisoformat(fresh) if fresh else None,
+        house_load_watts=live["house_load_watts"],
+        solar_watts=live["solar_watts"],
+        grid_import_watts=live["grid_import_watts"],
+        grid_export_watts=live["grid_export_watts"],
+        devices=[
+            LiveDevice(
+                name=d["name"],
+                kind=d["kind"],
+                watts=d["watts"],
+                age_seconds=d["age_seconds"],
+                stale=d["stale"],
+            )
+            for d in devices[:MAX_TOP]
+        ],
+        other_devices=max(0, len(devices) - MAX_TOP),
+    )
+
+
+async def find_device(ctx: ToolContext, args: FindDeviceArgs) -> FoundDevices:
+    wanted = args.name.strip().casefold()
+    found = [d for d in ctx.devices if wanted and wanted in d.name.casefold()][:10]
+    return FoundDevices(
+        fresh_as_of=None,
+        devices=[
+            FoundDevice(
+                name=d.name, kind=d.kind, controllable=d.controllable, operations=_operations(d)
+            )
+            for d in found
+        ],
+    )
+
+
+def _check_value(op: str, value: str) -> str:
+    """The value in its one accepted spelling, or ToolFailure."""
+    text = value.strip().upper()
+    if op == "SET_POWER":
+        if text not in ("ON", "OFF"):
+            raise ToolFailure("invalid_value", "SET_POWER takes ON or OFF.", "value")
+        return text
+    low, high = CHARGE_AMPS if op == "SET_CHARGE_CURRENT" else RESERVE_PERCENT
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        raise ToolFailure(
+            "invalid_value", f"{op} takes a whole number from {low} to {high}.", "value"
+        )
+    return str(int(text))
+
+
+async def propose_device_action(ctx: ToolContext, args: ProposeArgs) -> Proposal:
+    """Checks a change and returns it as a proposal; it never executes anything."""
+    device = device_named(ctx, args.device_name)
+    if not device.controllable:
+        raise ToolFailure(
+            "not_controllable", f"{device.name!r} cannot be switched remotely.", "device_name"
+        )
+    if device.kind not in OPS[args.op]:
+        raise ToolFailure(
+            "unsupported_operation", f"A {device.kind} device does not take {args.op}.", "op"
+        )
+    value = _check_value(args.op, args.value)
+    live = await queries.live(ctx.conn, ctx.household, now=ctx.now, cap=ctx.cap)
+    fresh = live["fresh_as_of"]
+    return Proposal(
+        fresh_as_of=datetime.fromisoformat(fresh) if fresh else None,
+        device_name=device.name,
+        op=args.op,
+        value=value,
+        command={"op": args.op, "device_name": device.name, "value": value},
+        requires_consent=True,
+    )
+
+
+def _tool(
+    name: str, description: str, args: type[Any], result: type[Any], run: Any, *branches: Branch
+) -> Tool[Any, Any]:
+    return Tool(name, description, args, result, frozenset(branches), run)
+
+
+TOOLS: dict[str, Tool[Any, Any]] = {
+    t.name: t
+    for t in (
+        _tool(
+            "energy_summary",
+            "Energy totals, top devices and data quality for a window.",
+            WindowOnly,
+            EnergySummary,
+            energy_summary,
+            "energy",
+        ),
+        _tool(
+            "top_devices",
+            "The devices that used the most energy in a window.",
+            TopDevicesArgs,
+            TopDevices,
+            top_devices,
+            "energy",
+        ),
+        _tool(
+            "device_usage",
+            "One device's energy in a window, with a series by step.",
+            DeviceUsageArgs,
+            DeviceUsage,
+            device_usage,
+            "energy",
+        ),
+        _tool(
+            "compare_windows",
+            "Energy and cost of window a against window b.",
+            CompareArgs,
+            Comparison,
+            compare_windows,
+            "energy",
+            "cost",
+        ),
+        _tool(
+            "cost_breakdown",
+            "Estimated cost, fixed charges and export credit for a window.",
+            WindowOnly,
+            CostBreakdown,
+            cost_breakdown,
+            "cost",
+        ),
+        _tool(
+            "grid_exchange",
+            "Energy imported from and exported to the grid in a window.",
+            WindowOnly,
+            GridExchange,
+            grid_exchange,
+            "energy",
+            "cost",
+        ),
+        _tool(
+            "solar_summary",
+            "Solar production, self-consumption and export in a window.",
+            WindowOnly,
+            SolarSummary,
+            solar_summary,
+            "energy",
+        ),
+        _tool(
+            "live_status",
+            "Power now: each device, house load, solar, grid.",
+            NoArgs,
+            LiveStatus,
+            live_status,
+            "energy",
+            "action",
+        ),
+        _tool(
+            "find_device",
+            "Devices whose name contains the text, with what they can do.",
+            FindDeviceArgs,
+            FoundDevices,
+            find_device,
+            "action",
+        ),
+        _tool(
+            "propose_device_action",
+            "Check a device change and propose it to the user; it is carried out only "
+            "after the user explicitly agrees.",
+            ProposeArgs,
+            Proposal,
+            propose_device_action,
+            "action",
+        ),
+    )
+}
+
+
+def for_branch(branch: Branch) -> list[Tool[Any, Any]]:
+    """The tools a branch exposes, in a fixed order."""
+    return [t for t in TOOLS.values() if branch in t.branches]
