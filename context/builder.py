@@ -139,19 +139,15 @@ async def build_context(
 ) -> HouseholdContext:
     """The summary for `household` as of `now`, within `budget_tokens` (estimated).
 
-    `connect` lends a connection; the periods are computed concurrently on as many."""
-
-    async def report(name: windows.WindowName) -> queries.EnergyReport:
-        window = windows.resolve(name, timezone=household.timezone, now=now)
-        async with connect() as conn:
-            return await queries.energy_report(conn, household, window, now=now, cap=cap)
+    `connect` lends a connection; the periods are computed concurrently on several."""
 
     async def live() -> dict[str, Any]:
         async with connect() as conn:
             return await queries.live(conn, household, now=now, cap=cap)
 
     live_task = asyncio.ensure_future(live())
-    reports = await asyncio.gather(*(report(n) for _, n in PERIODS))
+    wins = [windows.resolve(name, timezone=household.timezone, now=now) for _, name in PERIODS]
+    reports = await queries.energy_reports(connect, household, wins, now=now, cap=cap)
     live_now = await live_task
     by_label = dict(zip((label for label, _ in PERIODS), reports, strict=True))
     today = by_label["today so far"]

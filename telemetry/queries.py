@@ -6,10 +6,14 @@ display).
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, get_args
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from telemetry.energy import BucketEnergy, DeviceEnergy, bucket_energy, device_energy
@@ -203,15 +207,53 @@ def _import_cost(
     return cost
 
 
-async def energy_report(
-    conn: Conn, household: Household, window: Window, *, now: datetime, cap: timedelta
-) -> EnergyReport:
-    devices = await list_devices(conn, household.id)
+@dataclass(frozen=True)
+class _Measured:
+    """What the database says about one window; EnergyReport is assembled from it."""
+
+    energy: dict[UUID, DeviceEnergy]
+    grid_buckets: list[BucketEnergy]
+
+
+async def _measure(
+    conn: Conn,
+    household: Household,
+    devices: list[Device],
+    window: Window,
+    *,
+    now: datetime,
+    cap: timedelta,
+) -> _Measured:
     ids = [d.id for d in devices]
     energy = await device_energy(conn, ids, start=window.start, end=window.end, now=now, cap=cap)
+    grids = [d.id for d in devices if d.kind == "grid"]
+    grid_buckets: list[BucketEnergy] = []
+    if household.tariff.time_of_use and grids:
+        series = await bucket_energy(
+            conn, grids, start=window.start, end=window.end, now=now, cap=cap
+        )
+        grid_buckets = [b for g in grids for b in series[g]]
+    return _Measured(energy, grid_buckets)
+
+
+def _assemble(
+    household: Household,
+    devices: list[Device],
+    window: Window,
+    measured: _Measured,
+    *,
+    fresh: datetime | None,
+    latest: dict[UUID, datetime],
+    implausible: int,
+    now: datetime,
+    cap: timedelta,
+) -> EnergyReport:
     zero = DeviceEnergy(0.0, 0.0, 0)
-    measured = [(d, energy.get(d.id, zero).wh_pos, energy.get(d.id, zero).wh_neg) for d in devices]
-    totals = Totals.of(measured)
+    energy = measured.energy
+    figures_in = [
+        (d, energy.get(d.id, zero).wh_pos, energy.get(d.id, zero).wh_neg) for d in devices
+    ]
+    totals = Totals.of(figures_in)
     figures = [
         DeviceFigure(
             device=d,
@@ -223,45 +265,24 @@ async def energy_report(
                 else None
             ),
         )
-        for d, pos, neg in measured
+        for d, pos, neg in figures_in
     ]
     figures.sort(key=lambda f: (-f.kwh, f.device.name.lower()))
-
-    grids = [d.id for d in devices if d.kind == "grid"]
-    grid_buckets: list[BucketEnergy] = []
-    if household.tariff.time_of_use and grids:
-        series = await bucket_energy(
-            conn, grids, start=window.start, end=window.end, now=now, cap=cap
-        )
-        grid_buckets = [b for g in grids for b in series[g]]
     days = window.local_days()
     tariff = household.tariff
     cost = Cost(
         currency=tariff.currency,
-        import_cost=_import_cost(household, grid_buckets, totals.import_kwh),
+        import_cost=_import_cost(household, measured.grid_buckets, totals.import_kwh),
         fixed_charges=tariff.daily_fixed_charge * len(days),
         export_credit=totals.export_kwh * tariff.export_price_per_kwh,
         local_days=len(days),
     )
     used = max(0.0, totals.solar_kwh - totals.export_kwh)
-    implausible = await conn.fetchval(
-        "SELECT count(*) FROM rejected_readings WHERE device_id = ANY($1::uuid[])"
-        " AND code = 'implausible_watts' AND ts >= $2 AND ts < $3",
-        ids,
-        window.start,
-        window.end,
-    )
-    latest = {
-        r["device_id"]: r["ts"]
-        for r in await conn.fetch(
-            "SELECT device_id, ts FROM device_latest WHERE device_id = ANY($1::uuid[])", ids
-        )
-    }
     offline = sorted(d.name for d in devices if d.id not in latest or latest[d.id] < now - cap)
     return EnergyReport(
         household=household,
         window=window,
-        fresh_as_of=await fresh_as_of(conn, devices, window),
+        fresh_as_of=fresh,
         totals=totals,
         devices=figures,
         self_consumption_kwh=used,
@@ -270,9 +291,102 @@ async def energy_report(
         quality=Quality(
             offline_devices=offline,
             capped_gaps=sum(e.capped_gaps for e in energy.values()),
-            implausible_rejected=int(implausible),
+            implausible_rejected=implausible,
         ),
     )
+
+
+_SIDE_FACTS_SQL = """
+SELECT w.n,
+       (SELECT count(*) FROM rejected_readings r
+         WHERE r.device_id = ANY($1::uuid[]) AND r.code = 'implausible_watts'
+           AND r.ts >= w.a AND r.ts < w.b) AS implausible,
+       (SELECT max(last.ts)
+          FROM unnest($1::uuid[]) AS d(id),
+               LATERAL (SELECT x.ts FROM readings x
+                         WHERE x.device_id = d.id AND x.ts < w.b
+                           AND x.ts >= w.a - interval '1 day'
+                         ORDER BY x.ts DESC LIMIT 1) AS last) AS fresh
+  FROM unnest($2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS w(a, b, n)
+ ORDER BY w.n
+"""
+
+
+async def _side_facts(
+    conn: Conn, devices: list[Device], wins: list[Window]
+) -> tuple[list[int], list[datetime | None], dict[UUID, datetime]]:
+    """Per window: implausible readings rejected and fresh_as_of (the newest reading the
+    figures rest on: one backward index probe per device); and each device's latest."""
+    ids = [d.id for d in devices]
+    rows = await conn.fetch(
+        _SIDE_FACTS_SQL, ids, [w.start for w in wins], [w.end for w in wins]
+    )
+    latest = {
+        r["device_id"]: r["ts"]
+        for r in await conn.fetch(
+            "SELECT device_id, ts FROM device_latest WHERE device_id = ANY($1::uuid[])", ids
+        )
+    }
+    return [int(r["implausible"]) for r in rows], [r["fresh"] for r in rows], latest
+
+
+async def energy_report(
+    conn: Conn, household: Household, window: Window, *, now: datetime, cap: timedelta
+) -> EnergyReport:
+    devices = await list_devices(conn, household.id)
+    measured = await _measure(conn, household, devices, window, now=now, cap=cap)
+    implausible, fresh, latest = await _side_facts(conn, devices, [window])
+    return _assemble(
+        household,
+        devices,
+        window,
+        measured,
+        fresh=fresh[0],
+        latest=latest,
+        implausible=implausible[0],
+        now=now,
+        cap=cap,
+    )
+
+
+async def energy_reports(
+    connect: Callable[[], AbstractAsyncContextManager[Conn]],
+    household: Household,
+    wins: list[Window],
+    *,
+    now: datetime,
+    cap: timedelta,
+) -> list[EnergyReport]:
+    """energy_report for several windows at once: the devices and the side facts are read
+    once, and the windows' energy concurrently, each on a connection `connect` lends."""
+    async with connect() as conn:
+        devices = await list_devices(conn, household.id)
+
+    async def measure(window: Window) -> _Measured:
+        async with connect() as conn:
+            return await _measure(conn, household, devices, window, now=now, cap=cap)
+
+    async def side() -> tuple[list[int], list[datetime | None], dict[UUID, datetime]]:
+        async with connect() as conn:
+            return await _side_facts(conn, devices, wins)
+
+    facts = asyncio.ensure_future(side())
+    measured = await asyncio.gather(*(measure(w) for w in wins))
+    implausible, fresh, latest = await facts
+    return [
+        _assemble(
+            household,
+            devices,
+            w,
+            m,
+            fresh=fresh[n],
+            latest=latest,
+            implausible=implausible[n],
+            now=now,
+            cap=cap,
+        )
+        for n, (w, m) in enumerate(zip(wins, measured, strict=True))
+    ]
 
 
 async def energy_series(
