@@ -1,0 +1,111 @@
+"""A small OpenAI-compatible server on loopback for tests: it answers POST
+/v1/chat/completions with scripted replies, in order, and records every request body.
+
+The openai SDK talks through its own HTTP stack, so the provider is faked at the wire,
+as a real server would be, not by patching a client library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+
+def sse(*chunks: dict[str, Any]) -> list[bytes]:
+    """The events of a streamed completion, then [DONE]."""
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+
+
+@dataclass
+class Reply:
+    events: list[bytes] = field(default_factory=list)
+    status: int = 200
+    delay: float = 0.0  # between events
+
+
+@dataclass
+class FakeLLM:
+    base_url: str
+    replies: list[Reply] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    fake = FakeLLM("")
+
+    async def completions(request: Request) -> Response:
+        fake.requests.append(json.loads(await request.body()))
+        reply = fake.replies.pop(0) if fake.replies else Reply(status=500)
+        if reply.status != 200:
+            return Response(
+                json.dumps({"error": {"message": "scripted failure"}}),
+                status_code=reply.status,
+                media_type="application/json",
+            )
+
+        async def body() -> AsyncIterator[bytes]:
+            for event in reply.events:
+                if reply.delay:
+                    await asyncio.sleep(reply.delay)
+                yield event
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+            await asyncio.sleep(0.01)
+        fake.base_url = f"http://127.0.0.1:{port}/v1"
+        yield fake
+    finally:
+        server.should_exit = True
+        await serving
