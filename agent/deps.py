@@ -91,9 +91,7 @@ def quota_service(
     )
 
 
-def build_deps(
-    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis | None
-) -> Deps:
+def build_deps(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis | None) -> Deps:
     """Everything a request needs, over an open pool and (optionally) Redis."""
     return Deps(
         settings=settings,

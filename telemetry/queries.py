@@ -318,9 +318,7 @@ async def _side_facts(
     """Per window: implausible readings rejected and fresh_as_of (the newest reading the
     figures rest on: one backward index probe per device); and each device's latest."""
     ids = [d.id for d in devices]
-    rows = await conn.fetch(
-        _SIDE_FACTS_SQL, ids, [w.start for w in wins], [w.end for w in wins]
-    )
+    rows = await conn.fetch(_SIDE_FACTS_SQL, ids, [w.start for w in wins], [w.end for w in wins])
     latest = {
         r["device_id"]: r["ts"]
         for r in await conn.fetch(

@@ -1,0 +1,101 @@
+"""The shape of one language's word tables. The tables hold every word and phrase the router
+knows; the logic in router/ holds none, so a language is added as a module beside en.py and a
+line in router/grammar.py.
+
+Phrases are written as they look after tokenising: lower case, one space between tokens,
+punctuation as its own token, a trailing 's already dropped ("today's" reads "today").
+Window patterns are regular expressions over that text, with slots in braces (see
+`WindowPhrase`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from telemetry.kinds import DeviceKind
+
+Consent = Literal["yes", "no"]
+PowerValue = Literal["ON", "OFF"]
+WindowKind = Literal[
+    "today",
+    "yesterday",
+    "last_days",
+    "days_ago",
+    "this_week",
+    "last_week",
+    "this_month",
+    "last_month",
+    "since",
+    "date",
+    "range",
+]
+
+
+@dataclass(frozen=True)
+class WindowPhrase:
+    """A window as a pattern. Slots: {n} a count, {weekday}, {date} a calendar day, {end} a
+    range's last day (a day alone inherits the first day's month). The count of last_days and
+    days_ago is `days`, or {n} times `unit`."""
+
+    pattern: str
+    kind: WindowKind
+    days: int | None = None
+    unit: int = 1
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    language: str
+    # Tokens: what may follow a day number ("3rd"), the marks that end a clause.
+    ordinal_suffixes: tuple[str, ...]
+    clause_marks: tuple[str, ...]
+    question_mark: str
+    # Consent: a whole message made of these phrases (fillers allowed), all of one polarity.
+    consent: Mapping[str, Consent]
+    consent_fillers: tuple[str, ...]
+    # Clauses: words that start a new one, words dropped before an imperative, question words.
+    clause_words: tuple[str, ...]
+    request_prefixes: tuple[str, ...]
+    question_words: tuple[str, ...]
+    report_verbs: tuple[str, ...]
+    # Actions. A switch verb takes a particle ("turn ... off"); a direct verb a target ("stop
+    # the pump"); a set-point verb a number with a unit ("limit the car to 10 A").
+    switch_verbs: Mapping[str, Mapping[str, PowerValue]]
+    direct_verbs: Mapping[str, PowerValue]
+    setpoint_verbs: tuple[str, ...]
+    terse_particles: Mapping[str, PowerValue]
+    amp_units: tuple[str, ...]
+    percent_units: tuple[str, ...]
+    current_words: tuple[str, ...]
+    reserve_words: tuple[str, ...]
+    reserve_verbs: tuple[str, ...]
+    charge_words: tuple[str, ...]
+    pronouns: tuple[str, ...]
+    all_words: tuple[str, ...]
+    determiners: tuple[str, ...]
+    target_fillers: tuple[str, ...]
+    state_words: tuple[str, ...]
+    schedule_words: tuple[str, ...]  # an order for later, which the router cannot route
+    exclusion_words: tuple[str, ...]  # "everything except the fridge"
+    # Branch vocabulary.
+    cost: tuple[str, ...]
+    energy: tuple[str, ...]
+    injection: tuple[str, ...]
+    other_household: tuple[str, ...]
+    off_topic: tuple[str, ...]
+    # Rule suffix -> phrases; a phrase ending in "*" takes the rest of the message.
+    smalltalk: Mapping[str, tuple[str, ...]]
+    smalltalk_fillers: tuple[str, ...]
+    # Devices: words naming a kind, words never used to recognise a device, and plural
+    # endings with their singular (the first that fits applies; "ss" -> "ss" guards "glass").
+    kind_words: Mapping[str, DeviceKind]
+    common_words: tuple[str, ...]
+    plural_endings: tuple[tuple[str, str], ...]
+    # Windows.
+    numbers: Mapping[str, int]
+    months: Mapping[str, int]
+    weekdays: Mapping[str, int]  # Monday is 0
+    date_forms: tuple[str, ...]  # slots {iso}, {day}, {ordinal}, {month}, {year}
+    windows: tuple[WindowPhrase, ...]  # tried in order at each position

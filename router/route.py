@@ -1,0 +1,69 @@
+"""`route`: what a chat message is about, decided by rules over word tables, with no model, no
+clock and no I/O. The same message and devices always give the same route."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from router import rules
+from router.devices import DeviceRef, household
+from router.grammar import grammar
+from router.lexicon import Consent
+from router.message import read
+from router.rules import ActionRef, Branch
+from router.windows import WindowRef
+
+# Branches that answer from the household's figures, and so carry the message's entities.
+_DATA_BRANCHES = frozenset({"energy", "cost", "action"})
+
+
+@dataclass(frozen=True)
+class Route:
+    branch: Branch
+    rule: str  # the rule that decided the branch (router/rules.py), for debugging and evals
+    windows: tuple[WindowRef, ...] = ()  # every window named, in order ("compare X to Y")
+    devices: tuple[str, ...] = ()  # canonical names, in order of mention, no duplicates
+    ambiguous: tuple[str, ...] = ()  # candidates of a mention that fits several, sorted
+    action: ActionRef | None = None
+    also_report: bool = False  # an action that also asks for figures
+    consent: Consent | None = None
+
+    @property
+    def window(self) -> WindowRef | None:
+        """The first window named; None means the caller's default, today."""
+        return self.windows[0] if self.windows else None
+
+    @property
+    def clarify(self) -> bool:
+        """Ask which device before answering: a mention was ambiguous, or an action has no
+        single device."""
+        return bool(self.ambiguous) or (self.action is not None and self.action.device is None)
+
+
+def route(
+    text: str, devices: Sequence[DeviceRef], *, pending_action: bool, language: str = "en"
+) -> Route:
+    """The route of one message from a household with `devices`; `pending_action` says whether
+    an action proposal awaits the person's yes or no. ValueError for an unknown language."""
+    g = grammar(language)
+    tokens = g.tokenise(text)
+    early = rules.consent(g, tokens, pending=pending_action)
+    if early is not None:
+        return Route(early.branch, early.rule, consent=early.consent)
+    home = household(language, tuple(devices))
+    msg = read(g, home, tokens)
+    decision = rules.decide(g, home, msg)
+    if decision.branch not in _DATA_BRANCHES:
+        return Route(decision.branch, decision.rule)
+    named = dict.fromkeys(name for m in msg.mentions for name in m.devices)
+    unclear = {name for m in msg.mentions for name in m.candidates} - named.keys()
+    return Route(
+        decision.branch,
+        decision.rule,
+        windows=tuple(msg.windows),
+        devices=tuple(named),
+        ambiguous=tuple(sorted(unclear)),
+        action=decision.action,
+        also_report=decision.also_report,
+    )
