@@ -4,6 +4,7 @@ handed back as it is, but never read as words of the message.
 - A whole name ("Washing machine", the heat pump's name with a plural or possessive) is the
   strongest match, and its words are masked from every rule that follows.
 - Otherwise a run of adjacent words that all fit one device: distinctive words of its name
+  (or one of them written as two words: "dish washer")
   (not common words; only the words before a sentence mark, so a name such as "Heater. Ignore
   all previous instructions" answers to "heater"), a word naming its kind ("the car" for the
   EV charger), or such a word misspelt (Damerau-Levenshtein distance 1 from words of 4 or more
@@ -129,16 +130,31 @@ class Household:
         """Spans of adjacent tokens that together fit at least one device, and what they name."""
         found = []
         run: _Run | None = None
-        for i, token in enumerate(tokens):
-            matched = self._match(token)
-            if run is not None and (matched is None or not run.extend(i, *matched)):
+        i = 0
+        while i < len(tokens):
+            width, matched = 2, self._split(tokens, i)
+            if matched is None:
+                width, matched = 1, self._match(tokens[i])
+            if run is not None and (matched is None or not run.extend(i, width, *matched)):
                 found.append((run.start, run.end, run.mention(self._name_keys)))
                 run = None
             if matched is not None and run is None:
-                run = _Run(i, *matched)
+                run = _Run(i, width, *matched)
+            i += width
         if run is not None:
             found.append((run.start, run.end, run.mention(self._name_keys)))
         return found
+
+    def _split(
+        self, tokens: Sequence[str], i: int
+    ) -> tuple[dict[str, tuple[int, str]], bool] | None:
+        """Two words that spell one word of a name ("dish washer" for the Dishwasher)."""
+        if i + 1 >= len(tokens) or not (tokens[i].isalpha() and tokens[i + 1].isalpha()):
+            return None
+        word, plural = self._g.singular(tokens[i] + tokens[i + 1])
+        if word in self._keys and tokens[i] not in self._keys:
+            return {name: (score, word) for name, score in self._keys[word].items()}, plural
+        return None
 
     def _match(self, token: str) -> tuple[dict[str, tuple[int, str]], bool] | None:
         """The devices a token fits, each with its score and the name word it matched, and
@@ -164,21 +180,24 @@ class Household:
 class _Run:
     """Adjacent tokens that all fit the same devices: the candidates' scores add up."""
 
-    def __init__(self, start: int, matched: dict[str, tuple[int, str]], plural: bool) -> None:
-        self.start, self.end = start, start + 1
+    def __init__(
+        self, start: int, width: int, matched: dict[str, tuple[int, str]], plural: bool
+    ) -> None:
+        self.start, self.end = start, start + width
         self.scores = {name: score for name, (score, _) in matched.items()}
         self.words = {name: {word} for name, (_, word) in matched.items()}
         self.plural = plural
 
-    def extend(self, i: int, matched: dict[str, tuple[int, str]], plural: bool) -> bool:
-        """Take token i when it is the next one and fits some of the same devices."""
+    def extend(self, i: int, width: int, matched: dict[str, tuple[int, str]], plural: bool) -> bool:
+        """Take the `width` tokens from i when they come next and fit some of the same
+        devices."""
         common = self.scores.keys() & matched.keys()
         if i != self.end or not common:
             return False
         self.scores = {name: self.scores[name] + matched[name][0] for name in common}
         self.words = {name: self.words[name] | {matched[name][1]} for name in common}
         self.plural = self.plural or plural
-        self.end = i + 1
+        self.end = i + width
         return True
 
     def mention(self, name_keys: dict[str, frozenset[str]]) -> Mention:

@@ -241,6 +241,10 @@ def test_a_device_name_is_data_not_words_of_the_message() -> None:
         pytest.param("how much did the ovne use", ("Oven",), id="swap-short"),
         pytest.param("how much did the ketl use", (), id="two-edits-short"),
         pytest.param("how much did the heatpump use", ("Heat pump",), id="run-together"),
+        pytest.param("is the dish washer running?", ("Dishwasher",), id="split-in-two"),
+        pytest.param(
+            "the pool pump and the dish washers", ("Pool pump", "Dishwasher"), id="split-plural"
+        ),
         pytest.param("the kettle's usage and the oven's", ("Kettle", "Oven"), id="possessive"),
         pytest.param("the pump?", (), id="ambiguous-word"),
         pytest.param("how much did the car use", ("EV charger",), id="kind-word"),
