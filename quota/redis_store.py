@@ -18,7 +18,7 @@ script then answers "load" and the service rebuilds it from the ledger first.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
@@ -220,7 +220,7 @@ class _Call:
     args: list[Any]
     future: asyncio.Future[Any]
     # Undoes what the call did when its caller is gone (cancelled) before the reply came.
-    orphan: Callable[[Any], Awaitable[None]] | None = None
+    orphan: Callable[[Any], Coroutine[Any, Any, None]] | None = None
 
 
 class _Batcher:
@@ -235,19 +235,34 @@ class _Batcher:
         self.timeout = timeout
         self._pending: list[_Call] = []
         self._task: asyncio.Task[None] | None = None
+        self._orphans: set[asyncio.Task[None]] = set()
 
     async def call(
         self,
         script: Script,
         keys: list[str],
         args: list[Any],
-        orphan: Callable[[Any], Awaitable[None]] | None = None,
+        orphan: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
     ) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(_Call(script, keys, args, future, orphan))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # The reply may have come in just before the cancellation reached this caller.
+            answered = future.done() and not future.cancelled() and future.exception() is None
+            if orphan is not None and answered:
+                self._adopt(orphan(future.result()))
+            raise
+
+    def _adopt(self, undo: Coroutine[Any, Any, None]) -> None:
+        """Run `undo` in its own task: undoing is another call through this batcher, which
+        its loop must be free to send."""
+        task = asyncio.create_task(undo)
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
 
     async def _drain(self) -> None:
         while self._pending:
@@ -263,7 +278,7 @@ class _Batcher:
             for call, reply in zip(batch, replies, strict=True):
                 if call.future.cancelled():
                     if call.orphan is not None and not isinstance(reply, Exception):
-                        await call.orphan(reply)
+                        self._adopt(call.orphan(reply))
                 elif isinstance(reply, Exception):
                     call.future.set_exception(reply)
                 else:
@@ -310,7 +325,7 @@ class RedisStore:
         script: Script,
         keys: list[str],
         args: list[Any],
-        orphan: Callable[[Any], Awaitable[None]] | None = None,
+        orphan: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
     ) -> Any:
         try:
             return await self._batcher.call(script, keys, args, orphan)

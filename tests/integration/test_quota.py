@@ -4,6 +4,7 @@ exactly once, on every way out; the same contract for Redis and the in-memory tw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -335,3 +336,30 @@ async def test_two_instances_sharing_redis_never_exceed_a_limit_together(
             await clients[0].delete(*keys)
         for c in clients:
             await c.aclose()
+
+
+async def test_a_reservation_whose_caller_is_cancelled_in_flight_is_given_back(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> None:
+    # Cancelled after the script went out, the reply finds no one: the store gives the
+    # reservation back at once (and keeps serving other calls), not at lease end.
+    prefix = f"wwtest:{uuid.uuid4().hex[:12]}"
+    store = RedisStore(redis_client, prefix=prefix)
+    quota = QuotaService(store, Ledger(pool), prices=PRICES, limits=ROOMY)
+    user = uuid.uuid4()
+    await quota.release(await _reserve(quota, user))  # counters loaded
+    try:
+        for spins in range(40):
+            task = asyncio.create_task(_reserve(quota, user))
+            for _ in range(spins % 8):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with asyncio.timeout(2):
+            while (await store.snapshot(user=user)).user_day.held:  # noqa: ASYNC110 - Redis state
+                await asyncio.sleep(0.02)
+    finally:
+        keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await redis_client.delete(*keys)
