@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.server import serving
 
 
 def sse(*chunks: dict[str, Any]) -> list[bytes]:
@@ -88,24 +88,7 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])]),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-            await asyncio.sleep(0.01)
-        fake.base_url = f"http://127.0.0.1:{port}/v1"
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    async with serving(app) as url:
+        fake.base_url = f"{url}/v1"
         yield fake
-    finally:
-        server.should_exit = True
-        await serving

@@ -4,7 +4,6 @@ loopback streams Server-Sent Events from inside a metered call, and the client h
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +11,6 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
-import uvicorn
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +22,7 @@ from quota.ledger import Ledger
 from quota.prices import parse_prices
 from quota.redis_store import RedisStore
 from quota.service import QuotaService
+from tests.fakes.server import serving
 
 PRICES = parse_prices('{"m": {"input": 1, "output": 1, "max_tokens": 500}}')
 
@@ -52,41 +51,26 @@ async def test_a_client_that_hangs_up_mid_stream_leaves_no_reservation(
 
         return EventSourceResponse(events())
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route("/chat", chat)]),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    serving = asyncio.create_task(server.serve())
     try:
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-            await asyncio.sleep(0.01)
-        async with (
-            httpx.AsyncClient() as client,
-            client.stream("GET", f"http://127.0.0.1:{port}/chat") as response,
-        ):
-            lines = response.aiter_lines()
-            while not (await lines.__anext__()).startswith("data: token 2"):
-                pass
-            held = await quota.store.snapshot(user=user)
-            assert held.user_day.held == 550
-        # The connection is closed: the reservation must be gone within 2 seconds.
-        hung_up = time.monotonic()
-        while (await quota.store.snapshot(user=user)).user_day.held:
-            assert time.monotonic() - hung_up < 2, "the reservation outlived the client"
-            await asyncio.sleep(0.05)
+        async with serving(Starlette(routes=[Route("/chat", chat)])) as url:
+            async with (
+                httpx.AsyncClient() as client,
+                client.stream("GET", f"{url}/chat") as response,
+            ):
+                lines = response.aiter_lines()
+                while not (await lines.__anext__()).startswith("data: token 2"):
+                    pass
+                held = await quota.store.snapshot(user=user)
+                assert held.user_day.held == 550
+            # The connection is closed, the server still up: the reservation must be gone
+            # within 2 seconds.
+            hung_up = time.monotonic()
+            while (await quota.store.snapshot(user=user)).user_day.held:
+                assert time.monotonic() - hung_up < 2, "the reservation outlived the client"
+                await asyncio.sleep(0.05)
         snap = await quota.store.snapshot(user=user)
         assert 50 < snap.user_day.used < 550  # the prompt and what streamed, estimated
     finally:
-        server.should_exit = True
-        await serving
         keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
         if keys:
             await redis_client.delete(*keys)
