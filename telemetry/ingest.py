@@ -380,11 +380,11 @@ def dirty_spans(
 async def _check_and_copy(
     conn: Conn, items: Sequence[object], devices: Writable, policy: Policy
 ) -> tuple[list[_Checked], list[Rejection], list[_Attributable], bool]:
-    """Validate the batch chunk by chunk and COPY each chunk's good readings.
+    """Validate the batch chunk by chunk and COPY the good readings, in one streamed COPY.
 
-    The next chunk is validated in a worker thread while the previous one is being copied,
-    so PostgreSQL inserts on one core while Python checks on the other. The COPYs share one
-    savepoint: if a key already exists, they are all undone and the last value says so.
+    The next chunk is validated in a worker thread while the previous one streams in, so
+    PostgreSQL inserts on one core while Python checks on the other. The COPY has its own
+    savepoint: if a key already exists, it is undone and the last value says so.
     """
     chunks = [(i, items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
 

@@ -170,22 +170,26 @@ def window_public(window: Window) -> dict[str, str]:
     }
 
 
-async def fresh_as_of(conn: Conn, devices: list[Device], window: Window) -> datetime | None:
-    """The newest reading the window's figures rest on (None if there is none).
-
-    One backward index probe per device, however long the window.
-    """
-    newest: datetime | None = await conn.fetchval(
-        """
+def _newest_sql(ids: str, start: str, end: str) -> str:
+    """SQL for the newest reading a window's figures rest on (NULL if there is none): one
+    backward index probe per device, however long the window. A reading up to a day before
+    the start still holds at it."""
+    return f"""(
         SELECT max(last.ts)
-          FROM unnest($1::uuid[]) AS d(id),
-               LATERAL (SELECT r.ts FROM readings r
-                         WHERE r.device_id = d.id AND r.ts < $2 AND r.ts >= $3
-                         ORDER BY r.ts DESC LIMIT 1) AS last
-        """,
+          FROM unnest({ids}) AS d(id),
+               LATERAL (SELECT x.ts FROM readings x
+                         WHERE x.device_id = d.id AND x.ts < {end}
+                           AND x.ts >= {start} - interval '1 day'
+                         ORDER BY x.ts DESC LIMIT 1) AS last)"""
+
+
+async def fresh_as_of(conn: Conn, devices: list[Device], window: Window) -> datetime | None:
+    """The newest reading the window's figures rest on (None if there is none)."""
+    newest: datetime | None = await conn.fetchval(
+        f"SELECT {_newest_sql('$1::uuid[]', '$2::timestamptz', '$3::timestamptz')}",
         [d.id for d in devices],
+        window.start,
         window.end,
-        window.start - timedelta(days=1),
     )
     return newest
 
@@ -296,17 +300,12 @@ def _assemble(
     )
 
 
-_SIDE_FACTS_SQL = """
+_SIDE_FACTS_SQL = f"""
 SELECT w.n,
        (SELECT count(*) FROM rejected_readings r
          WHERE r.device_id = ANY($1::uuid[]) AND r.code = 'implausible_watts'
            AND r.ts >= w.a AND r.ts < w.b) AS implausible,
-       (SELECT max(last.ts)
-          FROM unnest($1::uuid[]) AS d(id),
-               LATERAL (SELECT x.ts FROM readings x
-                         WHERE x.device_id = d.id AND x.ts < w.b
-                           AND x.ts >= w.a - interval '1 day'
-                         ORDER BY x.ts DESC LIMIT 1) AS last) AS fresh
+       {_newest_sql("$1::uuid[]", "w.a", "w.b")} AS fresh
   FROM unnest($2::timestamptz[], $3::timestamptz[]) WITH ORDINALITY AS w(a, b, n)
  ORDER BY w.n
 """

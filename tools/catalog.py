@@ -304,14 +304,10 @@ async def top_devices(ctx: ToolContext, args: TopDevicesArgs) -> TopDevices:
     )
 
 
-_STEP_WIDTH = {"15m": 0.25, "1h": 1.0, "1d": 23.0}  # hours, the shortest a bucket can be
-
-
 async def device_usage(ctx: ToolContext, args: DeviceUsageArgs) -> DeviceUsage:
     device = device_named(ctx, args.device_name)
     window = _window(ctx, args.window, "window")
-    hours = (window.end - window.start).total_seconds() / 3600
-    if hours / _STEP_WIDTH[args.step] > MAX_BUCKETS:
+    if windows.most_buckets(window, args.step) > MAX_BUCKETS:
         raise ToolFailure(
             "too_many_buckets",
             f"At most {MAX_BUCKETS} buckets: use a larger step or a shorter window.",

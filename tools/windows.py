@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from router.windows import WindowRef, resolve_window
 from telemetry import windows
 from telemetry.windows import Window
 
@@ -34,6 +35,8 @@ _NAMED: dict[str, windows.WindowName] = {
     "last_30_days": "30days",
     "this_month": "month",
 }
+# Calendar periods: the router's own reading of them, so a tool and a route agree.
+_CALENDAR = {kind: WindowRef(kind) for kind in ("this_week", "last_week", "last_month")}
 MAX_DAYS = 400
 
 
@@ -69,19 +72,13 @@ def resolve(arg: WindowArg, *, timezone: str, now: datetime) -> Window:
     if arg.name in _NAMED:
         return windows.resolve(_NAMED[arg.name], timezone=timezone, now=now)
     today = now.astimezone(ZoneInfo(timezone)).date()
-    monday = today - timedelta(days=today.weekday())
-    first_of_month = today.replace(day=1)
-    bounds: dict[str, tuple[date, date]] = {
-        "this_week": (monday, today + timedelta(days=1)),
-        "last_week": (monday - timedelta(days=7), monday),
-        "last_month": ((first_of_month - timedelta(days=1)).replace(day=1), first_of_month),
-    }
     if arg.name == "dates":
         assert arg.first_date is not None
         assert arg.last_date is not None
         first, end = arg.first_date, arg.last_date + timedelta(days=1)
     else:
-        first, end = bounds[arg.name]
+        first, until = resolve_window(_CALENDAR[arg.name], today)
+        end = until or today + timedelta(days=1)  # to now: the telemetry layer clips it
     window = windows.resolve(
         None, timezone=timezone, now=now, start=first.isoformat(), end=end.isoformat()
     )
