@@ -21,6 +21,13 @@ SCOPES: tuple[Scope, ...] = ("user_day", "user_month", "global_month")
 GRACE = timedelta(days=2)
 
 
+def counter_keys(prefix: str, user: UUID, periods: Periods) -> tuple[str, str, str]:
+    """The names of the user-day, user-month and global-month counters (the Redis scripts
+    build the same names from TIME)."""
+    day, month = periods.day.strftime("%Y%m%d"), periods.month.strftime("%Y%m")
+    return f"{prefix}:ud:{user}:{day}", f"{prefix}:um:{user}:{month}", f"{prefix}:gm:{month}"
+
+
 @dataclass(frozen=True)
 class Limits:
     daily_tokens: int

@@ -24,6 +24,7 @@ from quota.core import (
     Scope,
     Snapshot,
     Throttled,
+    counter_keys,
 )
 
 
@@ -54,11 +55,6 @@ class MemoryStore:
         now_us = now_ns // 1000
         return now_us, now_us // 1000, Periods.at(datetime.fromtimestamp(now_ns / 1e9, UTC))
 
-    @staticmethod
-    def _keys(user: UUID, periods: Periods) -> tuple[str, str, str]:
-        day, month = periods.day.strftime("%Y%m%d"), periods.month.strftime("%Y%m")
-        return (f"ud:{user}:{day}", f"um:{user}:{month}", f"gm:{month}")
-
     def _scope(self, key: str, now_s: float) -> _Scope:
         scope = self._scopes.get(key)
         if scope is None or scope.expires_at <= now_s:
@@ -77,7 +73,7 @@ class MemoryStore:
         now_us, now_ms, periods = self._now()
         now_s = now_us / 1e6
         self._expire(now_s)
-        keys = self._keys(user, periods)
+        keys = counter_keys("mem", user, periods)
         scopes = [self._scope(k, now_s) for k in keys]
         missing = tuple(
             name for name, scope in zip(SCOPES, scopes, strict=True) if not scope.loaded
@@ -106,7 +102,7 @@ class MemoryStore:
         return Reserved(periods, keys)
 
     async def load(self, *, user: UUID, periods: Periods, scope: Scope, used: int) -> None:
-        key = self._keys(user, periods)[SCOPES.index(scope)]
+        key = counter_keys("mem", user, periods)[SCOPES.index(scope)]
         now_s = self._clock() / 1e9
         state = self._scope(key, now_s)
         if state.loaded:
@@ -141,7 +137,7 @@ class MemoryStore:
     async def snapshot(self, *, user: UUID) -> Snapshot:
         _, now_ms, periods = self._now()
         counters = []
-        for key in self._keys(user, periods):
+        for key in counter_keys("mem", user, periods):
             scope = self._scopes.get(key) or _Scope()
             scope.purge(now_ms)
             counters.append(Counter(scope.used, scope.held, scope.loaded))

@@ -44,6 +44,7 @@ from quota.core import (
     Scope,
     Snapshot,
     Throttled,
+    counter_keys,
 )
 
 _CIVIL = """
@@ -350,20 +351,16 @@ class RedisStore:
                 )
             )
 
-        def keys(periods: Periods) -> tuple[str, str, str]:
-            day, month = periods.day.strftime("%Y%m%d"), periods.month.strftime("%Y%m")
-            return (
-                f"{self.prefix}:ud:{user}:{day}",
-                f"{self.prefix}:um:{user}:{month}",
-                f"{self.prefix}:gm:{month}",
-            )
-
         async def release(reply: Any) -> None:
             # Reserved for a caller that is gone: give it back at once, not at lease end.
             status, day = _text(reply).split(":")[:2]
             if status == "ok":
                 await self.settle(
-                    rid=rid, keys=keys(_periods(day)), held=(tokens, cost), tokens=0, cost=0
+                    rid=rid,
+                    keys=counter_keys(self.prefix, user, _periods(day)),
+                    held=(tokens, cost),
+                    tokens=0,
+                    cost=0,
                 )
 
         reply = await self._run(
@@ -372,7 +369,7 @@ class RedisStore:
         status, day, *rest = _text(reply).split(":")
         periods = _periods(day)
         if status == "ok":
-            return Reserved(periods, keys(periods))
+            return Reserved(periods, counter_keys(self.prefix, user, periods))
         if status == "load":
             return NeedsLoad(periods, tuple(SCOPES[int(i) - 1] for i in rest[0].split(",")))
         if status == "rate":
@@ -381,18 +378,14 @@ class RedisStore:
             raise QuotaUnavailable(f"unexpected reply {reply!r}")
         return OverLimit(cast("Limit", rest[0]), periods)
 
-    def key(self, scope: Scope, user: UUID, periods: Periods) -> str:
-        day, month = periods.day.strftime("%Y%m%d"), periods.month.strftime("%Y%m")
-        return {
-            "user_day": f"{self.prefix}:ud:{user}:{day}",
-            "user_month": f"{self.prefix}:um:{user}:{month}",
-            "global_month": f"{self.prefix}:gm:{month}",
-        }[scope]
-
     async def load(self, *, user: UUID, periods: Periods, scope: Scope, used: int) -> None:
         end = periods.day_end if scope == "user_day" else periods.month_end
         expire_at = int((end + GRACE).timestamp())
-        await self._run(self._load, [self.key(scope, user, periods)], [used, expire_at])
+        await self._run(
+            self._load,
+            [counter_keys(self.prefix, user, periods)[SCOPES.index(scope)]],
+            [used, expire_at],
+        )
 
     async def settle(
         self,

@@ -20,7 +20,6 @@ import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from quota.core import (
-    Limit,
     Limits,
     ModelNotPriced,
     NeedsLoad,
@@ -62,7 +61,6 @@ class Store(Protocol):
 
 @dataclass(frozen=True)
 class Remaining:
-    limit: Limit
     used: int
     held: int
     allowed: int
@@ -208,28 +206,20 @@ class QuotaService:
         """The user's tokens today and this month, used, reserved and remaining; with
         `spend`, also the deployment's spend this month against the cap."""
         snap = await self.store.snapshot(user=user_id)
-        if not (snap.user_day.loaded and snap.user_month.loaded):
-            # Counters not in the store yet (nothing reserved since a restart): the ledger.
-            day = await self.ledger.user_tokens(user_id, day=snap.periods.day)
-            month = await self.ledger.user_tokens(user_id, month=snap.periods.month)
-            snap = Snapshot(
-                snap.periods,
-                type(snap.user_day)(day, snap.user_day.held, True),
-                type(snap.user_month)(month, snap.user_month.held, True),
-                snap.global_month,
-            )
         p = snap.periods
+        # A counter not in the store (nothing reserved since Redis lost it) is the ledger's.
+        day, month = snap.user_day, snap.user_month
+        day_used = day.used if day.loaded else await self.ledger.user_tokens(user_id, day=p.day)
+        month_used = (
+            month.used if month.loaded else await self.ledger.user_tokens(user_id, month=p.month)
+        )
         report: dict[str, Any] = {
             "periods": {"day": p.day.isoformat(), "month": p.month.isoformat()[:7], "tz": "UTC"},
             "daily_tokens": Remaining(
-                "daily", snap.user_day.used, snap.user_day.held, self.limits.daily_tokens, p.day_end
+                day_used, day.held, self.limits.daily_tokens, p.day_end
             ).public(),
             "monthly_tokens": Remaining(
-                "monthly",
-                snap.user_month.used,
-                snap.user_month.held,
-                self.limits.monthly_tokens,
-                p.month_end,
+                month_used, month.held, self.limits.monthly_tokens, p.month_end
             ).public(),
             "rate_per_minute": self.limits.rate_per_minute,
         }
