@@ -259,20 +259,28 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main_async(args: argparse.Namespace) -> None:
+async def dataset(
+    households: int = 10, devices: int = 20, days: int = 90, *, rebuild: bool = False
+) -> str:
+    """The DSN of the benchmark database of this shape, created and loaded if need be."""
     admin_dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"wattwise_bench_analytics_{args.households}x{args.devices}x{args.days}"
+    name = f"wattwise_bench_analytics_{households}x{devices}x{days}"
     dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
     admin = await asyncpg.connect(admin_dsn)
     try:
-        if args.rebuild:
+        if rebuild:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if not await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name):
             await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    await build(dsn, households, devices, days)
+    return dsn
+
+
+async def main_async(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    await build(dsn, args.households, args.devices, args.days)
+    dsn = await dataset(args.households, args.devices, args.days, rebuild=args.rebuild)
     conn = await connect(dsn)
     readings = await conn.fetchval("SELECT count(*) FROM readings")
     user = await access.get_user_by_email(conn, "bench@example.test") or await access.create_user(

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import asyncpg
-
-from bench.analytics import CAP, build
+from bench.analytics import CAP, dataset
 from context.builder import PERIODS, build_context
 from telemetry import households, queries, windows
 from telemetry.db import create_pool
@@ -35,16 +31,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    admin_dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = "wattwise_bench_analytics_10x20x90"
-    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        if not await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    await build(dsn, 10, 20, 90)
+    dsn = await dataset()
     pool = await create_pool(dsn, min_size=6, max_size=6)
 
     @asynccontextmanager
