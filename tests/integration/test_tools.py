@@ -106,6 +106,15 @@ async def home(pool: asyncpg.Pool) -> AsyncIterator[Home]:
         )
         await refresh_all(conn, cap=CAP, now=end - timedelta(hours=3))
         devices = await households.list_devices(conn, seeded.household.id)
+        # A device only the other household has: its name must mean nothing here.
+        await households.create_device(
+            conn,
+            household_id=other.household.id,
+            name="Sauna",
+            kind="consumer",
+            controllable=True,
+            max_watts=9000,
+        )
         other_devices = await households.list_devices(conn, other.household.id)
         start = end - timedelta(days=DAYS)
         readings = [
@@ -172,18 +181,20 @@ async def test_device_usage_matches_the_reference_and_sums_its_buckets(home: Hom
 
 
 async def test_no_tool_reaches_another_household(home: Home) -> None:
-    # The other household has a device of the same kind; only its own name is known here,
-    # and a name is all the model can give.
-    other = str(home.other.id)
-    for name, args, branch in [
-        ("device_usage", {"device_name": other, "window": YESTERDAY, "step": "1d"}, "energy"),
-        ("propose_device_action", {"device_name": other, "op": "SET_POWER", "value": "OFF"},
-         "action"),
-    ]:  # fmt: skip
-        got = await _call(home, name, args, branch)  # type: ignore[arg-type]
-        assert got["error"]["code"] == "unknown_device"
+    # The other household's devices, by id or by a name only it has, mean nothing here;
+    # a name is all the model can give.
+    for other in (str(home.other.id), "Sauna"):
+        for name, args, branch in [
+            ("device_usage", {"device_name": other, "window": YESTERDAY, "step": "1d"},
+             "energy"),
+            ("propose_device_action", {"device_name": other, "op": "SET_POWER", "value": "OFF"},
+             "action"),
+        ]:  # fmt: skip
+            got = await _call(home, name, args, branch)  # type: ignore[arg-type]
+            assert got["error"]["code"] == "unknown_device"
     found = await _call(home, "find_device", {"name": ""}, "action")
     assert found["devices"] == []
+    assert (await _call(home, "find_device", {"name": "sauna"}, "action"))["devices"] == []
     live = await _call(home, "live_status", {})
     assert {d["name"] for d in live["devices"]} == {d.name for d in home.ctx.devices}
 
