@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent import requests, schemas, telemetry_routes
+from agent import action_routes, requests, schemas, telemetry_routes
 from agent.deps import Deps, open_deps
 from agent.errors import (
     Conflict,
@@ -278,6 +278,7 @@ def routes() -> list[Route]:
             requests.authenticated(telemetry_routes.post_telemetry),
             methods=["POST"],
         ),
+        *action_routes.routes(),
     ]
 
 

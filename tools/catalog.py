@@ -3,6 +3,7 @@ context, and returns a bounded, typed result that carries fresh_as_of."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, Literal
 
@@ -451,18 +452,30 @@ def _check_value(op: str, value: str) -> str:
     return str(int(text))
 
 
-async def propose_device_action(ctx: ToolContext, args: ProposeArgs) -> Proposal:
-    """Checks a change and returns it as a proposal; it never executes anything."""
-    device = device_named(ctx, args.device_name)
+def validate_proposal(device: Device, op: str, value: str) -> str:
+    """The value in its one accepted spelling if `device` takes `op` with it, else
+    ToolFailure. The tool below and the stored proposals (agent.actions) both check here,
+    so the model and the server refuse exactly the same changes."""
     if not device.controllable:
         raise ToolFailure(
             "not_controllable", f"{device.name!r} cannot be switched remotely.", "device_name"
         )
-    if device.kind not in OPS[args.op]:
+    kinds = OPS.get(op)
+    if kinds is None:
         raise ToolFailure(
-            "unsupported_operation", f"A {device.kind} device does not take {args.op}.", "op"
+            "unsupported_operation", f"No operation {op[:40]!r}: one of {', '.join(OPS)}.", "op"
         )
-    value = _check_value(args.op, args.value)
+    if device.kind not in kinds:
+        raise ToolFailure(
+            "unsupported_operation", f"A {device.kind} device does not take {op}.", "op"
+        )
+    return _check_value(op, value)
+
+
+async def propose_device_action(ctx: ToolContext, args: ProposeArgs) -> Proposal:
+    """Checks a change and returns it as a proposal; it never executes anything."""
+    device = device_named(ctx, args.device_name)
+    value = validate_proposal(device, args.op, args.value)
     live = await queries.live(ctx.conn, ctx.household, now=ctx.now, cap=ctx.cap)
     fresh = live["fresh_as_of"]
     return Proposal(
@@ -575,3 +588,10 @@ TOOLS: dict[str, Tool[Any, Any]] = {
 def for_branch(branch: Branch) -> list[Tool[Any, Any]]:
     """The tools a branch exposes, in a fixed order."""
     return [t for t in TOOLS.values() if branch in t.branches]
+
+
+@functools.cache
+def definitions(branch: Branch) -> tuple[dict[str, Any], ...]:
+    """The branch's function definitions, built once (generating a JSON schema costs more
+    than the rest of a turn's preparation). Shared: do not mutate."""
+    return tuple(t.definition() for t in for_branch(branch))
