@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
+import openai
 import redis.asyncio as aioredis
 import redis.exceptions
 from tenacity import (
@@ -24,6 +25,7 @@ from tenacity import (
 
 from agent.auth import TokenIssuer
 from agent.cache import AnswerCache
+from agent.llm import ChatModel
 from agent.settings import Settings
 from quota.core import Limits
 from quota.ledger import Ledger
@@ -51,6 +53,7 @@ class Deps:
     tokens: TokenIssuer
     quota: QuotaService
     redis: aioredis.Redis | None = None
+    model: ChatModel | None = None  # None: the offline narrator answers
     answers: AnswerCache = field(default_factory=AnswerCache)
     # First come, first served for the pool's connections. asyncpg's pool queue lets a
     # newcomer take a connection just handed to a waiter, which then queues again at the
@@ -93,12 +96,34 @@ def quota_service(
 
 def build_deps(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis | None) -> Deps:
     """Everything a request needs, over an open pool and (optionally) Redis."""
+    quota = quota_service(settings, pool, redis_client)
     return Deps(
         settings=settings,
         pool=pool,
         tokens=token_issuer(settings),
-        quota=quota_service(settings, pool, redis_client),
+        quota=quota,
         redis=redis_client,
+        model=chat_model(settings, quota),
+    )
+
+
+def chat_model(settings: Settings, quota: QuotaService) -> ChatModel | None:
+    """The configured OpenAI-compatible model, or None for the offline narrator."""
+    if not settings.llm_configured:
+        return None
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+    client = openai.AsyncOpenAI(
+        base_url=settings.openai_base_url,
+        api_key=key,
+        timeout=settings.llm_timeout_seconds,
+        max_retries=0,  # ChatModel is the one retry layer, and only before the first token
+    )
+    return ChatModel(
+        client,
+        model=settings.model,
+        quota=quota,
+        attempts=settings.llm_attempts,
+        first_token_timeout=settings.llm_first_token_seconds,
     )
 
 
@@ -115,7 +140,7 @@ def token_issuer(settings: Settings) -> TokenIssuer:
 def _retrying() -> AsyncRetrying:
     return AsyncRetrying(
         stop=stop_after_delay(STARTUP_RETRY_SECONDS),
-        wait=wait_exponential_jitter(initial=0.2, max=3),
+        wait=wait_exponential_jitter(multiplier=0.2, max=3),
         retry=retry_if_exception_type(
             (OSError, asyncpg.CannotConnectNowError, redis.exceptions.ConnectionError)
         ),
@@ -149,7 +174,12 @@ async def open_deps(settings: Settings) -> AsyncIterator[Deps]:
             async for attempt in _retrying():
                 with attempt:
                     await client.ping()
-        yield build_deps(settings, pool, client)
+        deps = build_deps(settings, pool, client)
+        try:
+            yield deps
+        finally:
+            if deps.model is not None:
+                await deps.model.client.close()
     finally:
         if client is not None:
             await client.aclose()

@@ -8,15 +8,24 @@ the tool calls the model asked for (complete, with their JSON arguments) and the
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import openai
+from openai.types.chat import ChatCompletionChunk
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
-from quota.guard import metered
+from quota.core import Reservation
+from quota.guard import Call, held
 from quota.prices import estimate_tokens
 from quota.service import QuotaService
 
@@ -58,11 +67,66 @@ def prompt_estimate(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str
     return estimate_tokens(json.dumps([messages, tools], ensure_ascii=False)) + 4 * len(messages)
 
 
+def transient(exc: BaseException) -> bool:
+    """Worth another attempt, if nothing has streamed yet: the provider could not be
+    reached, timed out, was overloaded or failed on its side."""
+    return isinstance(
+        exc,
+        openai.APIConnectionError  # includes APITimeoutError
+        | openai.RateLimitError
+        | openai.InternalServerError
+        | TimeoutError,
+    )
+
+
+def _substantial(chunk: ChatCompletionChunk) -> bool:
+    """A chunk that carries something: text, a tool call, usage or an ending (the role-only
+    first chunk does not count as the first token)."""
+    if chunk.usage is not None:
+        return True
+    return any(c.finish_reason or c.delta.content or c.delta.tool_calls for c in chunk.choices)
+
+
 class ChatModel:
-    def __init__(self, client: openai.AsyncOpenAI, *, model: str, quota: QuotaService) -> None:
+    """One model on one OpenAI-compatible endpoint. The client should have max_retries=0:
+    this class is the one retry layer, and it retries only before the first token, because
+    after that the person has already seen part of the answer."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        model: str,
+        quota: QuotaService,
+        attempts: int = 3,
+        first_token_timeout: float = 20.0,
+    ) -> None:
         self.client = client
         self.model = model
         self.quota = quota
+        self.attempts = attempts
+        self.first_token_timeout = first_token_timeout
+
+    async def reserve(
+        self,
+        *,
+        user_id: UUID,
+        household_id: UUID | None,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        turn_id: str | None = None,
+    ) -> Reservation:
+        """Hold the round's worst case now (before a response starts, so a refusal can still
+        be a plain HTTP error); pass it to round()."""
+        return await self.quota.reserve(
+            user_id=user_id,
+            household_id=household_id,
+            model=self.model,
+            prompt_tokens=prompt_estimate(messages, tools or []),
+            max_tokens=max_tokens,
+            turn_id=turn_id,
+        )
 
     async def round(
         self,
@@ -73,31 +137,26 @@ class ChatModel:
         tools: list[dict[str, Any]] | None = None,
         max_tokens: int | None = None,
         turn_id: str | None = None,
+        reservation: Reservation | None = None,
     ) -> AsyncGenerator[Event]:
-        """One streamed completion. Raises the quota's refusals before anything is sent."""
-        async with metered(
-            self.quota,
-            user_id=user_id,
-            household_id=household_id,
-            model=self.model,
-            prompt_tokens=prompt_estimate(messages, tools or []),
-            max_tokens=max_tokens,
-            turn_id=turn_id,
-        ) as call:
-            call.started()
-            stream = await self.client.chat.completions.create(
-                model=self.model,
-                messages=cast("list[ChatCompletionMessageParam]", messages),
-                tools=cast("list[ChatCompletionToolParam]", tools) if tools else openai.omit,
-                max_tokens=call.reservation.max_tokens,
-                stream=True,
-                stream_options={"include_usage": True},
+        """One streamed completion. Without a `reservation`, one is made first, and the
+        quota's refusals are raised before anything is sent."""
+        if reservation is None:
+            reservation = await self.reserve(
+                user_id=user_id,
+                household_id=household_id,
+                messages=messages,
+                tools=tools,
+                max_tokens=max_tokens,
+                turn_id=turn_id,
             )
+        async with held(self.quota, reservation) as call:
+            stream, head = await self._open(messages, tools, reservation.max_tokens, call)
             partial: dict[int, _Partial] = {}
             finish: str | None = None
             usage: tuple[int, int] | None = None
             async with stream:
-                async for chunk in stream:
+                async for chunk in _chain(head, stream):
                     if chunk.usage is not None:
                         usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                         call.used(*usage)
@@ -119,3 +178,52 @@ class ChatModel:
                 ToolCall(p.id, p.name, "".join(p.arguments)) for _, p in sorted(partial.items())
             )
             yield RoundEnd(calls, finish, usage)
+
+    async def _open(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        max_tokens: int,
+        call: Call,
+    ) -> tuple[openai.AsyncStream[ChatCompletionChunk], list[ChatCompletionChunk]]:
+        """Start the stream and read up to its first substantial chunk, retrying (bounded,
+        jittered) while nothing has arrived: a failed or silent attempt is discarded."""
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
+            retry=retry_if_exception(transient),
+            reraise=True,
+        ):
+            with attempt:
+                call.started()
+                async with asyncio.timeout(self.first_token_timeout):
+                    stream = await self.client.chat.completions.create(
+                        model=self.model,
+                        messages=cast("list[ChatCompletionMessageParam]", messages),
+                        tools=cast("list[ChatCompletionToolParam]", tools)
+                        if tools
+                        else openai.omit,
+                        max_tokens=max_tokens,
+                        stream=True,
+                        stream_options={"include_usage": True},
+                    )
+                    head: list[ChatCompletionChunk] = []
+                    try:
+                        async for chunk in stream:
+                            head.append(chunk)
+                            if _substantial(chunk):
+                                break
+                    except BaseException:
+                        await stream.close()
+                        raise
+                return stream, head
+        raise AssertionError("unreachable: tenacity reraises the last failure")
+
+
+async def _chain(
+    head: list[ChatCompletionChunk], rest: openai.AsyncStream[ChatCompletionChunk]
+) -> AsyncIterator[ChatCompletionChunk]:
+    for chunk in head:
+        yield chunk
+    async for chunk in rest:
+        yield chunk

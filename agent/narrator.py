@@ -5,10 +5,12 @@ baseline for evals; every number it states is one of the result's, rounded for d
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tools.catalog import (
+    Comparison,
     CostBreakdown,
     DeviceUsage,
     EnergySummary,
@@ -126,10 +128,114 @@ def live(status: LiveStatus, timezone: str) -> list[str]:
     return sentences
 
 
+def change(op: str, device_name: str, value: str) -> str:
+    """A device change in words: 'switch "Heater" off'."""
+    return {
+        "SET_POWER": f'switch "{device_name}" {value.lower()}',
+        "SET_CHARGE_CURRENT": f'limit "{device_name}" to {value} A',
+        "SET_BATTERY_RESERVE": f'keep {value}% in "{device_name}"',
+    }[op]
+
+
 def proposal(p: Proposal) -> list[str]:
-    change = {
-        "SET_POWER": f'switch "{p.device_name}" {p.value.lower()}',
-        "SET_CHARGE_CURRENT": f'limit "{p.device_name}" to {p.value} A',
-        "SET_BATTERY_RESERVE": f'keep {p.value}% in "{p.device_name}"',
-    }[p.op]
-    return [f"Shall I {change}? Please answer yes or no."]
+    return [f"Shall I {change(p.op, p.device_name, p.value)}? Please answer yes or no."]
+
+
+def sent(command: dict[str, str]) -> str:
+    """What the person hears when a command went out (not that the device switched: only
+    the gateway's acknowledgement says that)."""
+    what = change(command["op"], command["device_name"], command["value"])
+    return f"I sent the command to {what}. I'll confirm once the device acknowledges it."
+
+
+def comparison(c: Comparison) -> list[str]:
+    a, b = c.totals_a.consumption_kwh, c.totals_b.consumption_kwh
+    sentences = [f"You used {kwh(a)} {window_phrase(c.a)} against {kwh(b)} {window_phrase(c.b)}."]
+    if c.consumption_change_pct is not None and c.consumption_change_kwh != 0:
+        more = "more" if c.consumption_change_kwh > 0 else "less"
+        sentences.append(
+            f"That is {kwh(abs(c.consumption_change_kwh))} "
+            f"({abs(c.consumption_change_pct):.0f}%) {more}."
+        )
+    sentences.append(as_of(c.fresh_as_of, c.a.timezone))
+    return sentences
+
+
+def device_state(status: LiveStatus, names: tuple[str, ...], timezone: str) -> list[str]:
+    """Whether the named devices draw power now, from the live readings."""
+    by_name = {d.name.casefold(): d for d in status.devices}
+    sentences = []
+    for name in names:
+        d = by_name.get(name.casefold())
+        if d is None or d.watts is None or d.stale:
+            sentences.append(f'There is no recent reading from "{name}".')
+        elif d.watts > 5:
+            sentences.append(f'"{d.name}" is drawing {watts(d.watts)} right now.')
+        else:
+            sentences.append(f'"{d.name}" is idle ({watts(d.watts)}).')
+    sentences.append(as_of(status.fresh_as_of, timezone))
+    return sentences
+
+
+SMALLTALK = {
+    "greeting": "Hello! Ask me about your energy use, its cost, or a device you want switched.",
+    "thanks": "You're welcome.",
+    "goodbye": "Goodbye!",
+    "identity": (
+        "I'm wattwise, your home-energy assistant. I answer from your household's own "
+        "readings and switch devices only when you say yes."
+    ),
+    "help": (
+        "You can ask how much energy you used today or last week, what it cost, which "
+        "device used the most, or ask me to switch a device on or off."
+    ),
+    "chitchat": "I'm best at your home's energy: ask me what you used or what it cost.",
+    "stray_consent": "There is nothing waiting for your yes or no right now.",
+}
+OUT_OF_SCOPE = {
+    "injection": "I can't follow instructions like that. I can answer about your home's energy.",
+    "other_household": "I can only answer about your own household.",
+    "topic": "That is outside what I know: I answer about your home's energy use and cost.",
+    "empty": "Ask me about your home's energy use, its cost, or a device to switch.",
+    "default": "I'm not sure what you mean. Try: how much energy did I use today?",
+}
+
+
+def fixed(rule: str) -> str:
+    """The sentence for a smalltalk or out-of-scope rule ('smalltalk.thanks')."""
+    branch, _, kind = rule.partition(".")
+    table = SMALLTALK if branch == "smalltalk" else OUT_OF_SCOPE
+    return table.get(kind, table.get("default", OUT_OF_SCOPE["default"]))
+
+
+def clarify(candidates: tuple[str, ...]) -> str:
+    if not candidates:
+        return "Which device do you mean?"
+    names = [f'"{n}"' for n in candidates[:6]]
+    listed = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+    return f"Which one do you mean: {listed}?"
+
+
+_UNITS = [
+    (re.compile(r"(\d)\s*kWh\b"), r"\1 kilowatt hours"),
+    (re.compile(r"(\d)\s*Wh\b"), r"\1 watt hours"),
+    (re.compile(r"(\d)\s*kW\b"), r"\1 kilowatts"),
+    (re.compile(r"(\d)\s*W\b"), r"\1 watts"),
+    (re.compile(r"(\d)\s*A\b"), r"\1 amps"),
+    (re.compile(r"(\d)\s*%"), r"\1 percent"),
+]
+_CURRENCIES = {"USD": "dollars", "EUR": "euros", "GBP": "pounds", "NZD": "dollars"}
+_TRAILING_ZEROS = re.compile(r"(\d+)\.(\d*?)0+\b")
+_MARKUP = re.compile(r"[*_#`>|]+")
+
+
+def spoken(text: str) -> str:
+    """A sentence for a voice assistant: no markup or quotes, units and currencies as
+    words, no trailing zeros ("2.50 kWh" is "2.5 kilowatt hours")."""
+    out = _MARKUP.sub("", text).replace('"', "")
+    out = _TRAILING_ZEROS.sub(lambda m: m.group(1) + ("." + m.group(2) if m.group(2) else ""), out)
+    for pattern, words in _UNITS:
+        out = pattern.sub(words, out)
+    for code, name in _CURRENCIES.items():
+        out = re.sub(rf"(\d)\s*{code}\b", rf"\1 {name}", out)
+    return out

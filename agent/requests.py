@@ -93,27 +93,38 @@ def require_admin(user: access.User) -> None:
 Handler = Callable[[Request, Any, access.User], Awaitable[Response]]
 
 
+def token_user(request: Request) -> UUID:
+    """The user id of a valid bearer token (checked before any connection is taken)."""
+    return deps(request).tokens.verify(bearer_token(request.headers.get("authorization")))
+
+
+async def principal(request: Request, conn: Any, user_id: UUID) -> access.User:
+    """The user `user_id`, and (in request.state.visible) the household in the path if the
+    user may see it, in one round trip."""
+    if "household_id" in request.path_params:
+        household_id = path_uuid(request, "household_id")
+        user, seen = (
+            await access.user_with_household(conn, user_id, household_id)
+            if household_id
+            else (await access.get_user(conn, user_id), None)
+        )
+        request.state.visible = seen
+    else:
+        user = await access.get_user(conn, user_id)
+    if user is None:
+        # Same answer as a bad token: a deleted user's token must not tell it existed.
+        raise Unauthorized("The token is not valid.", code="invalid_token")
+    return user
+
+
 def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Verify the bearer token, load its user (and the household in the path, if any, in the
     same round trip), then call the handler with a connection."""
 
     async def endpoint(request: Request) -> Response:
-        deps_ = deps(request)
-        user_id = deps_.tokens.verify(bearer_token(request.headers.get("authorization")))
-        async with deps_.connection() as conn:
-            if "household_id" in request.path_params:
-                household_id = path_uuid(request, "household_id")
-                user, seen = (
-                    await access.user_with_household(conn, user_id, household_id)
-                    if household_id
-                    else (await access.get_user(conn, user_id), None)
-                )
-                request.state.visible = seen
-            else:
-                user = await access.get_user(conn, user_id)
-            if user is None:
-                # Same answer as a bad token: a deleted user's token must not tell it existed.
-                raise Unauthorized("The token is not valid.", code="invalid_token")
+        user_id = token_user(request)
+        async with deps(request).connection() as conn:
+            user = await principal(request, conn, user_id)
             return await handler(request, conn, user)
 
     return endpoint

@@ -70,6 +70,23 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     model: str = Field("gpt-4o-mini", min_length=1, validation_alias=_env("WATTWISE_MODEL"))
+    # The provider's own timeout for a request; the first token must come within
+    # llm_first_token_seconds, else the attempt is abandoned and (while attempts remain)
+    # retried. Nothing is retried after the first token.
+    llm_timeout_seconds: float = Field(
+        60.0, gt=0, le=600, allow_inf_nan=False, validation_alias=_env("WATTWISE_LLM_TIMEOUT")
+    )
+    llm_first_token_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        allow_inf_nan=False,
+        validation_alias=_env("WATTWISE_LLM_FIRST_TOKEN_TIMEOUT"),
+    )
+    llm_attempts: int = Field(3, ge=1, le=10, validation_alias=_env("WATTWISE_LLM_ATTEMPTS"))
+    action_ttl_seconds: int = Field(
+        300, ge=10, le=3600, validation_alias=_env("WATTWISE_ACTION_TTL_SECONDS")
+    )
 
     gap_cap_seconds: int = Field(
         900, ge=60, le=24 * 3600, validation_alias=_env("WATTWISE_GAP_CAP_SECONDS")

@@ -86,6 +86,14 @@ async def metered(
         max_tokens=max_tokens,
         turn_id=turn_id,
     )
+    async with held(quota, reservation) as call:
+        yield call
+
+
+@asynccontextmanager
+async def held(quota: QuotaService, reservation: Reservation) -> AsyncIterator[Call]:
+    """A call over a reservation made earlier (before a response started, say): settled or
+    released on the way out exactly like metered()."""
     call = Call(reservation)
     try:
         yield call

@@ -56,7 +56,12 @@ def usage(prompt: int, completion: int) -> dict[str, Any]:
 class Reply:
     events: list[bytes] = field(default_factory=list)
     status: int = 200
-    delay: float = 0.0  # between events
+    delay: float = 0.0  # before each event
+    abort_after: int | None = None  # drop the connection after this many events
+
+
+class _Abort(Exception):
+    """Raised inside a streamed body: uvicorn then drops the connection mid-response."""
 
 
 @dataclass
@@ -64,6 +69,7 @@ class FakeLLM:
     base_url: str
     replies: list[Reply] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    hung_up: int = 0  # streams the client closed before their end
 
 
 @asynccontextmanager
@@ -81,10 +87,16 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
             )
 
         async def body() -> AsyncIterator[bytes]:
-            for event in reply.events:
-                if reply.delay:
-                    await asyncio.sleep(reply.delay)
-                yield event
+            try:
+                for n, event in enumerate(reply.events):
+                    if reply.abort_after is not None and n >= reply.abort_after:
+                        raise _Abort
+                    if reply.delay:
+                        await asyncio.sleep(reply.delay)
+                    yield event
+            except (asyncio.CancelledError, GeneratorExit):
+                fake.hung_up += 1
+                raise
 
         return StreamingResponse(body(), media_type="text/event-stream")
 

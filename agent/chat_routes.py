@@ -1,0 +1,178 @@
+"""POST /v1/households/{id}/chat: one turn, streamed as the AI SDK UI message stream.
+
+Everything that can refuse the turn happens before the response starts and is a plain
+JSON error: 413 (too many or too long messages, checked first), 422, 401, 404, 403 (a
+gateway), then the quota's 402 / 429 / 503. After that, failures are `error` chunks in
+the stream. A client that hangs up cancels the turn: the model request is closed and its
+quota settled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agent import requests, ui_stream
+from agent.errors import FieldError, InvalidRequest, PayloadTooLarge
+from agent.turn import Message, Turn
+from telemetry import access
+
+log = logging.getLogger("wattwise.chat")
+
+MAX_MESSAGES = 20
+MAX_CHARS = 8000
+MAX_BODY_BYTES = 2 * 1024 * 1024
+KEEPALIVE_SECONDS = 15
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    """{"role", "content"}, or an AI SDK UIMessage ({"role", "parts": [{"type": "text",
+    "text"}]}) so useChat's default transport works as it is."""
+
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["user", "assistant"]
+    content: str | None = None
+    parts: list[_Part] | None = None
+
+    @model_validator(mode="after")
+    def _one_text(self) -> ChatMessageIn:
+        if self.content is None and self.parts is None:
+            raise ValueError("a message needs content (or text parts)")
+        return self
+
+    @property
+    def text(self) -> str:
+        if self.content is not None:
+            return self.content
+        return "".join(p.text or "" for p in self.parts or () if p.type == "text")
+
+
+class ChatIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    messages: Annotated[list[ChatMessageIn], Field(min_length=1)]
+    style: Literal["chat", "voice"] = "chat"
+
+
+def _too_large(raw: bytes) -> None:
+    """413 for a body past the limits, before anything else is looked at."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return  # not JSON: validation says so
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list):
+        return
+    if len(messages) > MAX_MESSAGES:
+        raise PayloadTooLarge(
+            f"At most {MAX_MESSAGES} messages per request; send the recent history only.",
+            code="too_many_messages",
+        )
+    for i, m in enumerate(messages):
+        if isinstance(m, dict) and len(_loose_text(m)) > MAX_CHARS:
+            raise PayloadTooLarge(
+                f"Message {i} is longer than {MAX_CHARS} characters.", code="message_too_long"
+            )
+
+
+def _loose_text(m: dict[str, Any]) -> str:
+    content = m.get("content")
+    if isinstance(content, str):
+        return content
+    parts = m.get("parts")
+    if isinstance(parts, list):
+        return "".join(
+            p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def parse(raw: bytes) -> ChatIn:
+    _too_large(raw)
+    try:
+        body = ChatIn.model_validate_json(raw)
+    except ValidationError as exc:
+        fields = tuple(
+            FieldError(".".join(str(p) for p in err["loc"]) or "body", err["msg"])
+            for err in exc.errors(include_url=False)
+        )
+        summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5])
+        raise InvalidRequest(f"The request body is not valid: {summary}", fields=fields) from exc
+    if body.messages[-1].role != "user":
+        raise InvalidRequest(
+            "The last message must be the user's.",
+            fields=(FieldError(f"messages.{len(body.messages) - 1}.role", "must be user"),),
+        )
+    return body
+
+
+async def start_turn(
+    request: Request, body: ChatIn, *, style: Literal["chat", "voice"] | None = None
+) -> Turn:
+    """Authenticate, resolve the household in the path, route and reserve: everything that
+    may still end in a plain HTTP error."""
+    deps = requests.deps(request)
+    user_id = requests.token_user(request)
+    async with deps.connection() as conn:
+        user = await requests.principal(request, conn, user_id)
+        seen = await requests.readable(conn, user, request, "chat")
+    turn = new_turn(request, user, seen, body, style or body.style)
+    await turn.prepare()
+    return turn
+
+
+def new_turn(
+    request: Request,
+    user: access.User,
+    seen: access.Visible,
+    body: ChatIn,
+    style: Literal["chat", "voice"],
+) -> Turn:
+    return Turn(
+        requests.deps(request),
+        user=user,
+        seen=seen,
+        messages=[Message(m.role, m.text) for m in body.messages],
+        style=style,
+        turn_id=request.state.request_id,
+    )
+
+
+async def chat(request: Request) -> Response:
+    body = parse(await request.body())
+    turn = await start_turn(request, body)
+    return EventSourceResponse(
+        _events(turn),
+        headers=ui_stream.HEADERS,
+        ping=KEEPALIVE_SECONDS,
+        sep="\n",
+    )
+
+
+async def _events(turn: Turn) -> AsyncIterator[str]:
+    try:
+        async with aclosing(turn.events()) as events:
+            async for chunk in ui_stream.chunks(events, f"msg-{turn.turn_id}"):
+                yield ui_stream.encode(chunk)
+    except Exception:
+        log.exception("turn %s failed", turn.turn_id)
+        yield ui_stream.encode(
+            {"type": "error", "errorText": "Something went wrong on our side (internal_error)."}
+        )
+        yield ui_stream.encode({"type": "finish"})
+    yield ui_stream.DONE
