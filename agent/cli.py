@@ -238,6 +238,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
 
 
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> None:
+    """One turn in process, as `--as` (default: the demo's resident), streamed to stdout;
+    the route, the freshness and the usage go to stderr."""
+    from agent.ask import ask
+
+    code = asyncio.run(
+        ask(
+            settings,
+            args.question,
+            email=args.as_email,
+            household=args.household,
+            voice=args.voice,
+        )
+    )
+    if code:
+        raise CommandError(code)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from agent.demo import run_demo
 
@@ -252,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the service on embedded defaults with a demo home")
     demo.add_argument("--days", type=float, default=30, help="days of demo telemetry")
     sub.add_parser("migrate", help="apply pending database migrations")
+    ask = sub.add_parser("ask", help="ask the assistant one question; streams the answer")
+    ask.add_argument("question")
+    ask.add_argument("--household", help="household id (default: the user's only household)")
+    ask.add_argument(
+        "--as", dest="as_email", default="demo@wattwise.local", help="the asking user's email"
+    )
+    ask.add_argument("--voice", action="store_true", help="answer in the voice style")
     seed = sub.add_parser("seed-demo", help="create a demo household with synthetic telemetry")
     seed.add_argument("--days", type=float, default=30)
     seed.add_argument("--seed", type=int, default=1)
@@ -301,6 +326,7 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], None]] = {
     ("serve", None): cmd_serve,
     ("demo", None): cmd_demo,
+    ("ask", None): cmd_ask,
     ("migrate", None): cmd_migrate,
     ("seed-demo", None): cmd_seed_demo,
     ("refresh", None): cmd_refresh,
@@ -313,7 +339,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
 }
 
 
-SIGNING_COMMANDS = {"serve", "demo", "token"}
+SIGNING_COMMANDS = {"serve", "demo", "token", "ask"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent import action_routes, requests, schemas, telemetry_routes
+from agent import action_routes, chat_routes, openai_routes, requests, schemas, telemetry_routes
 from agent.deps import Deps, open_deps
 from agent.errors import (
     Conflict,
@@ -269,6 +269,7 @@ def routes() -> list[Route]:
         Route(f"{h}/energy/series", requests.authenticated(telemetry_routes.get_series)),
         Route(f"{h}/top-devices", requests.authenticated(telemetry_routes.get_top_devices)),
         Route(f"{h}/live", requests.authenticated(telemetry_routes.get_live)),
+        Route(f"{h}/chat", chat_routes.chat, methods=["POST"]),
         Route(f"{h}/devices", requests.authenticated(create_device), methods=["POST"]),
         Route(f"{h}/members", requests.authenticated(add_member), methods=["POST"]),
         Route(f"{h}/support", requests.authenticated(assign_support), methods=["POST"]),
@@ -278,6 +279,7 @@ def routes() -> list[Route]:
             requests.authenticated(telemetry_routes.post_telemetry),
             methods=["POST"],
         ),
+        *openai_routes.routes(),
         *action_routes.routes(),
     ]
 
