@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -44,30 +45,52 @@ async def _wait_ready(url: str, seconds: float = 30) -> None:
     raise RuntimeError("the service did not become ready")
 
 
+@dataclass(frozen=True)
+class Service:
+    url: str
+    pid: int
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory now."""
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+
 @asynccontextmanager
 async def running_service(dsn: str) -> AsyncIterator[str]:
     """Start the service on `dsn`, yield its base URL, stop it on the way out."""
+    async with service_process(dsn) as service:
+        yield service.url
+
+
+@asynccontextmanager
+async def service_process(dsn: str, env: dict[str, str] | None = None) -> AsyncIterator[Service]:
+    """Start the service on `dsn` with extra environment `env`; yields its URL and pid."""
     port = _free_port()
-    env = {
+    environment = {
         **os.environ,
         "DATABASE_URL": dsn,
         "WATTWISE_JWT_SECRET": SECRET,
         "WATTWISE_PORT": str(port),
         "WATTWISE_ENV": "development",
+        **(env or {}),
     }
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "agent.cli",
         "serve",
-        env=env,
+        env=environment,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         url = f"http://127.0.0.1:{port}"
         await _wait_ready(url)
-        yield url
+        yield Service(url, server.pid)
     finally:
         server.terminate()
         await server.wait()
