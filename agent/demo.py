@@ -71,6 +71,10 @@ def banner(settings: Settings, home: DemoHome) -> str:
             f"{base}/v1/households/{home.household_id}/devices",
             f"  curl -s -H 'Authorization: Bearer {home.token}' "
             f"'{base}/v1/households/{home.household_id}/energy?window=day'",
+            f"  curl -sN -H 'Authorization: Bearer {home.token}' "
+            f"-H 'content-type: application/json' "
+            f"{base}/v1/households/{home.household_id}/chat "
+            """-d '{"messages": [{"role": "user", "content": "how much did I use today?"}]}'""",
             "",
         ]
     )

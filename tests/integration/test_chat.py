@@ -640,3 +640,26 @@ async def test_the_ai_sdk_reads_a_proposal_and_then_the_command(
     [command] = second.parts("data-command")
     assert command["data"]["command"] == action["data"]["command"]
     assert second.errors == []
+
+
+async def test_a_user_past_the_rate_limit_gets_429_before_any_model_call(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, fake: FakeLLM, home: Home
+) -> None:
+    deps = build_deps(
+        _settings(settings, fake, rate_per_minute=1, rate_burst=1), pool, redis_client
+    )
+    fake.replies.append(_says("I don't know yet."))
+    try:
+        async with _client(deps) as client:
+            first, _ = await _ask(client, home, "how much energy did I use today?")
+            assert first.status_code == 200
+            second, _ = await _ask(client, home, "and what did it cost?")
+            assert second.status_code == 429
+            assert second.json()["error"]["code"] == "rate_limited"
+            assert int(second.headers["retry-after"]) >= 1
+            third, _ = await _ask(client, home, "thanks")  # no model, no quota
+            assert third.status_code == 200
+    finally:
+        assert deps.model is not None
+        await deps.model.client.close()
+    assert len(fake.requests) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from uuid import UUID
 
@@ -91,3 +92,25 @@ async def test_seed_demo_then_refresh_rolls_the_history_up(db: Database) -> None
         await conn.close()
     assert rolled > 0
     assert dirty_behind == 0
+
+
+async def test_ask_streams_an_answer_with_its_route_and_freshness(db: Database) -> None:
+    code, out, err = await _wattwise(db, "seed-demo", "--days", "1")
+    assert code == 0, err
+    household_id = out.strip()
+    code, _, err = await _wattwise(db, "user", "add", "me@example.test", "--role", "resident")
+    assert code == 0, err
+    code, _, err = await _wattwise(
+        db, "member", "add", household_id, "me@example.test", "--role", "owner"
+    )
+    assert code == 0, err
+    code, out, err = await _wattwise(
+        db, "ask", "how much energy did I use yesterday?", "--as", "me@example.test"
+    )
+    assert code == 0, err
+    assert "[route energy (energy.keyword), window yesterday]" in err
+    assert "[fresh as of 20" in err
+    assert re.match(r"You used \d+\.\d\d kWh yesterday\. ", out)
+    code, _, err = await _wattwise(db, "ask", "hi", "--as", "nobody@example.test")
+    assert code == 2
+    assert "no user 'nobody@example.test'" in err
