@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
@@ -104,15 +104,7 @@ def _loose_text(m: dict[str, Any]) -> str:
 
 def parse(raw: bytes) -> ChatIn:
     _too_large(raw)
-    try:
-        body = ChatIn.model_validate_json(raw)
-    except ValidationError as exc:
-        fields = tuple(
-            FieldError(".".join(str(p) for p in err["loc"]) or "body", err["msg"])
-            for err in exc.errors(include_url=False)
-        )
-        summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5])
-        raise InvalidRequest(f"The request body is not valid: {summary}", fields=fields) from exc
+    body = requests.validated(ChatIn, raw)
     if body.messages[-1].role != "user":
         raise InvalidRequest(
             "The last message must be the user's.",

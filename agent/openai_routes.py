@@ -18,7 +18,7 @@ from contextlib import aclosing
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -91,15 +91,7 @@ async def list_models(request: Request) -> Response:
 def _parse(raw: bytes) -> tuple[CompletionIn, chat_routes.ChatIn]:
     if len(raw) > chat_routes.MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The body is larger than {chat_routes.MAX_BODY_BYTES} bytes.")
-    try:
-        body = CompletionIn.model_validate_json(raw)
-    except ValidationError as exc:
-        fields = tuple(
-            FieldError(".".join(str(p) for p in err["loc"]) or "body", err["msg"])
-            for err in exc.errors(include_url=False)
-        )
-        summary = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5])
-        raise InvalidRequest(f"The request body is not valid: {summary}", fields=fields) from exc
+    body = requests.validated(CompletionIn, raw)
     kept = [
         {"role": m.role, "content": m.text}
         for m in body.messages

@@ -39,6 +39,11 @@ async def body(request: Request, model: type[M]) -> M:
     raw = await request.body()
     if len(raw) > MAX_ADMIN_BODY_BYTES:
         raise PayloadTooLarge(f"The body is larger than {MAX_ADMIN_BODY_BYTES} bytes.")
+    return validated(model, raw)
+
+
+def validated(model: type[M], raw: bytes) -> M:
+    """The JSON body as `model`, or a 422 naming every field that failed and why."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
