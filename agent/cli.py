@@ -256,6 +256,14 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> None:
         raise CommandError(code)
 
 
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> None:
+    from evals.cli import main_async
+
+    code = asyncio.run(main_async(settings, args))
+    if code:
+        raise SystemExit(code)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from agent.demo import run_demo
 
@@ -277,6 +285,9 @@ def parser() -> argparse.ArgumentParser:
         "--as", dest="as_email", default="demo@wattwise.local", help="the asking user's email"
     )
     ask.add_argument("--voice", action="store_true", help="answer in the voice style")
+    from evals.cli import add_arguments
+
+    add_arguments(sub.add_parser("eval", help="run the eval datasets and write a report"))
     seed = sub.add_parser("seed-demo", help="create a demo household with synthetic telemetry")
     seed.add_argument("--days", type=float, default=30)
     seed.add_argument("--seed", type=int, default=1)
@@ -327,6 +338,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
     ("serve", None): cmd_serve,
     ("demo", None): cmd_demo,
     ("ask", None): cmd_ask,
+    ("eval", None): cmd_eval,
     ("migrate", None): cmd_migrate,
     ("seed-demo", None): cmd_seed_demo,
     ("refresh", None): cmd_refresh,
@@ -339,7 +351,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
 }
 
 
-SIGNING_COMMANDS = {"serve", "demo", "token", "ask"}
+SIGNING_COMMANDS = {"serve", "demo", "token", "ask", "eval"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,12 +12,12 @@ import asyncpg
 import httpx
 import pytest
 
+from evals import reference
 from telemetry import access
 from telemetry.rollups import refresh_all
 from telemetry.seed import seed_household
 from telemetry.synthetic import demo_household, generate
 from telemetry.tariff import Tariff
-from tests import reference
 from tests.integration.conftest import MakeUser
 
 CAP = timedelta(minutes=15)

@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from evals import reference
 from telemetry import access, ingest
 from telemetry.energy import bucket_energy, device_energy
 from telemetry.rollups import refresh_all
 from telemetry.seed import seed_household
 from telemetry.synthetic import HouseholdSpec, Reading, demo_household, generate
 from telemetry.tariff import Tariff
-from tests import reference
 
 if TYPE_CHECKING:
     from telemetry.db import Conn

@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
+from evals import reference
 from telemetry import access, households, ingest
 from telemetry.energy import device_energy
 from telemetry.rollups import (
@@ -24,7 +25,6 @@ from telemetry.rollups import (
     refresh_all,
 )
 from telemetry.tariff import Tariff
-from tests import reference
 
 if TYPE_CHECKING:
     from telemetry.db import Conn

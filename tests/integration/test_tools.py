@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from evals import reference
 from telemetry import households
 from telemetry.rollups import refresh_all
 from telemetry.seed import seed_household
 from telemetry.synthetic import demo_household, generate
 from telemetry.tariff import Tariff
-from tests import reference
 from tools import base
 from tools.catalog import TOOLS, for_branch
 from tools.windows import WindowArg, resolve

@@ -1,4 +1,4 @@
-"""The reference energy figures (tests/reference.py) against hand-computed numbers.
+"""The reference energy figures (evals/reference.py) against hand-computed numbers.
 
 The integration tests trust the reference to judge the SQL implementation, so each behaviour
 of the energy contract is pinned here with literal expectations worked out on paper.
@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from evals.reference import Dev, Raw, dedupe, device_wh, figures, kind_totals, series
 from telemetry.tariff import Tariff
-from tests.reference import Dev, Raw, dedupe, device_wh, figures, kind_totals, series
 
 CAP = timedelta(minutes=15)
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,0 +1,1 @@
+"""Evaluations of the assistant: datasets, the runner and its reports."""

@@ -1,0 +1,188 @@
+"""The eval's cases, read from JSONL datasets (evals/datasets/*.jsonl; schema in the
+datasets' README), and the reference figures they expect, computed with the independent
+integrator (evals.reference) from the fixtures' synthetic readings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from evals import reference
+from evals.fixtures import DAYS, TARIFF, Fixture
+from telemetry.synthetic import generate
+
+DATASETS = Path(__file__).parent / "datasets"
+CAP = timedelta(minutes=15)
+Expect = Literal["answer", "proposal", "command", "clarify", "refusal", "smalltalk", "none"]
+FIGURES = ("consumption", "solar", "import", "export", "cost", "device")
+
+
+@dataclass(frozen=True)
+class Figure:
+    figure: str
+    window: str
+    device: str | None = None
+    household: str | None = None  # another fixture's figure (forbidden numbers)
+    tolerance: float = 0.01
+
+
+@dataclass(frozen=True)
+class Turn:
+    user: str
+    expect: Expect
+    branch: str | None = None
+    window: str | None = None
+    numbers: tuple[Figure, ...] = ()
+    forbid_numbers: tuple[Figure, ...] = ()
+    command: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    category: str
+    household: str
+    turns: tuple[Turn, ...]
+    source: str = ""
+    note: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+
+class DatasetError(ValueError):
+    pass
+
+
+def _figure(raw: dict[str, Any], where: str) -> Figure:
+    if raw.get("figure") not in FIGURES:
+        raise DatasetError(f"{where}: figure must be one of {', '.join(FIGURES)}")
+    if raw["figure"] == "device" and not raw.get("device"):
+        raise DatasetError(f"{where}: a device figure names its device")
+    return Figure(
+        raw["figure"],
+        raw["window"],
+        raw.get("device"),
+        raw.get("household"),
+        float(raw.get("tolerance", 0.01)),
+    )
+
+
+def load(paths: list[Path] | None = None) -> list[Case]:
+    """Every case of the given files (default: all datasets), in file order; ids unique."""
+    files = paths or sorted(DATASETS.glob("*.jsonl"))
+    cases: list[Case] = []
+    seen: set[str] = set()
+    for path in files:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{n}"
+            try:
+                raw = json.loads(line)
+                turns = tuple(
+                    Turn(
+                        user=t["user"],
+                        expect=t["expect"],
+                        branch=(t.get("route") or {}).get("branch"),
+                        window=(t.get("route") or {}).get("window"),
+                        numbers=tuple(_figure(f, where) for f in t.get("numbers") or ()),
+                        forbid_numbers=tuple(
+                            _figure(f, where) for f in t.get("forbid_numbers") or ()
+                        ),
+                        command=t.get("command"),
+                    )
+                    for t in raw["turns"]
+                )
+                case = Case(
+                    raw["id"],
+                    raw["category"],
+                    raw["household"],
+                    turns,
+                    path.name,
+                    raw.get("note", ""),
+                    tuple(raw.get("tags", ())),
+                )
+            except (KeyError, TypeError, json.JSONDecodeError) as exc:
+                raise DatasetError(f"{where}: {exc!r}") from exc
+            if case.id in seen:
+                raise DatasetError(f"{where}: duplicate id {case.id!r}")
+            seen.add(case.id)
+            cases.append(case)
+    return cases
+
+
+# -- reference figures -----------------------------------------------------------------
+
+
+def window_bounds(name: str, timezone: str, now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of a named window, from zoneinfo alone (not telemetry.windows)."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def day(offset: int) -> datetime:
+        d = midnight.date() + timedelta(days=offset)
+        return datetime(d.year, d.month, d.day, tzinfo=zone)
+
+    monday = -local.weekday()
+    first = local.date().replace(day=1)
+    last_month_first = (first - timedelta(days=1)).replace(day=1)
+    bounds = {
+        "today": (day(0), now),
+        "yesterday": (day(-1), day(0)),
+        "last_3_days": (day(-2), now),
+        "last_7_days": (day(-6), now),
+        "last_30_days": (day(-29), now),
+        "this_week": (day(monday), now),
+        "last_week": (day(monday - 7), day(monday)),
+        "this_month": (datetime(first.year, first.month, 1, tzinfo=zone), now),
+        "last_month": (
+            datetime(last_month_first.year, last_month_first.month, 1, tzinfo=zone),
+            datetime(first.year, first.month, 1, tzinfo=zone),
+        ),
+    }
+    if name not in bounds:
+        raise DatasetError(f"no reference window {name!r}")
+    return bounds[name]
+
+
+@cache
+def _readings(fixture: Fixture) -> tuple[reference.Raw, ...]:
+    start = fixture.end - timedelta(days=DAYS)
+    return tuple(
+        reference.Raw(r.device_key, r.ts, r.watts)
+        for r in generate(fixture.spec, start=start, days=DAYS, seed=fixture.seed)
+    )
+
+
+def expected(fixture: Fixture, figure: Figure) -> float:
+    """The reference value of `figure` in `fixture`'s household, as of its `now`."""
+    start, end = window_bounds(figure.window, fixture.spec.timezone, fixture.now)
+    devices = [reference.Dev(d.key, d.kind) for d in fixture.spec.devices]
+    got = reference.figures(
+        devices,
+        _readings(fixture),
+        start=start,
+        end=end,
+        now=fixture.now,
+        cap=CAP,
+        tariff=TARIFF,
+        timezone=fixture.spec.timezone,
+    )
+    if figure.figure == "device":
+        keys = {d.name.casefold(): d.key for d in fixture.spec.devices}
+        key = keys.get((figure.device or "").casefold())
+        if key is None:
+            raise DatasetError(f"no device {figure.device!r} in {fixture.spec.key}")
+        return got.per_device[key][0]
+    return {
+        "consumption": got.consumption_kwh,
+        "solar": got.solar_kwh,
+        "import": got.import_kwh,
+        "export": got.export_kwh,
+        "cost": got.cost,
+    }[figure.figure]

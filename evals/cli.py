@@ -1,0 +1,92 @@
+"""`wattwise eval`: seed the fixtures into a scratch database, run the datasets, write the
+report (report.json, summary.md, chart.png), compare with a baseline, and exit 1 when a
+threshold is missed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+from tqdm import tqdm
+
+from agent.settings import Settings
+from evals import cases, report
+from evals.runner import eval_deps, run, seed, settings_for
+from telemetry.db import connect, create_pool
+from telemetry.migrate import migrate
+
+THRESHOLDS = ("routing", "numeric", "faithfulness", "consent", "scoping")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", action="append", type=Path, help="a JSONL file (repeatable)")
+    p.add_argument("--provider", choices=["narrator", "openai"], default="narrator")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (--provider openai)")
+    p.add_argument(
+        "--model", help="model name (--provider openai; priced in WATTWISE_MODEL_PRICES)"
+    )
+    p.add_argument("--out", type=Path, default=Path("eval-report"), help="report directory")
+    p.add_argument("--baseline", type=Path, help="a previous report.json to compare with")
+    for name in THRESHOLDS:
+        p.add_argument(f"--min-{name}", type=float, metavar="PCT", help=f"least {name} score, %%")
+
+
+async def main_async(settings: Settings, args: argparse.Namespace) -> int:
+    chosen = cases.load(args.dataset)
+    eval_settings = settings_for(
+        settings, provider=args.provider, base_url=args.base_url, model=args.model
+    )
+    assert settings.database_url is not None
+    admin_dsn = settings.database_url
+    name = f"wattwise_eval_{os.getpid()}"
+    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await connect(dsn)
+        try:
+            await migrate(conn)
+            homes = await seed(conn)
+        finally:
+            await conn.close()
+        pool = await create_pool(dsn)
+        deps = eval_deps(eval_settings, pool)
+        try:
+            with tqdm(total=len(chosen), unit="case", file=sys.stderr) as bar:
+                results = await run(deps, homes, chosen, progress=bar.update)
+        finally:
+            if deps.model is not None:
+                await deps.model.client.close()
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    built = report.build(
+        results,
+        run={
+            "provider": args.provider,
+            "model": eval_settings.model if args.provider == "openai" else None,
+            "cases": len(chosen),
+            "datasets": sorted({c.source for c in chosen}),
+        },
+    )
+    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    paths = report.write(built, args.out, baseline)
+    print(report.markdown(built, baseline).split("\n## Failures")[0], file=sys.stderr)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}", file=sys.stderr)
+    thresholds = {
+        n: getattr(args, f"min_{n}") / 100
+        for n in THRESHOLDS
+        if getattr(args, f"min_{n}") is not None
+    }
+    problems = report.missed(built, thresholds)
+    for problem in problems:
+        print(f"threshold missed: {problem}", file=sys.stderr)
+    return 1 if problems else 0

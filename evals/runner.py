@@ -1,0 +1,338 @@
+"""Run eval cases against the assistant in process and score what it said.
+
+Each case's conversation goes through the same Turn the chat endpoint runs (route,
+context, tools, the model or the narrator, verification), as the case's fixture user, at
+the fixture's `now`. What is scored per turn:
+
+    routing          the route's branch (and window, where the case names one)
+    numeric          the expected reference figures appear in the answer (display rounding
+                     and the tolerance allowed)
+    faithfulness     the share of numbers the answer states that the server computed for
+                     the turn (context facts, tool results, the user's own numbers)
+    consent          a command exactly when the case expects one, exactly once, exactly the
+                     expected JSON; proposals only where expected
+    scoping          nothing of the neighbour's household appears (its device names, the
+                     case's forbidden figures)
+    refusal          marked refusals: out of scope, no figures, no command
+    clarification    marked clarifications: a question naming what to choose
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import asyncpg
+
+from agent import actions
+from agent.deps import Deps, chat_model, token_issuer
+from agent.settings import Settings
+from agent.turn import (
+    ActionProposed,
+    CommandIssued,
+    Failed,
+    Message,
+    RouteInfo,
+    Text,
+    ToolOutput,
+    Turn,
+    Usage,
+)
+from agent.verify import Stated, stated, supported
+from evals.cases import CAP, Case, Figure, expected
+from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
+from quota.core import Limits, QuotaRefused
+from quota.ledger import Ledger
+from quota.memory_store import MemoryStore
+from quota.prices import parse_prices
+from quota.service import QuotaService
+from telemetry import access
+from telemetry.rollups import refresh_all
+from telemetry.seed import seed_household
+
+EVAL_EMAIL = "eval-{}@wattwise.local"
+# The eval's own quota: generous, so no limit refuses a case (quotas have their own tests).
+EVAL_LIMITS = Limits(10**12, 10**12, 10**15, rate_per_minute=10**6, burst=10**6)
+
+
+@dataclass
+class Homes:
+    user: access.User
+    visible: dict[str, access.Visible]
+    fixtures: dict[str, Fixture]
+    foreign_names: tuple[str, ...]  # the neighbour's device names
+
+
+async def seed(conn: asyncpg.Connection, now: Any = None) -> Homes:
+    """The fixture households with their telemetry, rolled up, and the eval user who owns
+    `home` and `chatham` (not the neighbour)."""
+    fx = fixtures(now)
+    user = await access.create_user(
+        conn, email=EVAL_EMAIL.format(uuid.uuid4().hex[:8]), role="resident"
+    )
+    other = await access.create_user(
+        conn, email=EVAL_EMAIL.format(uuid.uuid4().hex[:8]), role="resident"
+    )
+    visible: dict[str, access.Visible] = {}
+    latest = max(f.now for f in fx.values())
+    for name, fixture in fx.items():
+        seeded = await seed_household(
+            conn, fixture.spec, tariff=TARIFF, days=DAYS, seed=fixture.seed, end=fixture.end
+        )
+        owner = other if name == "neighbour" else user
+        await access.add_member(
+            conn, household_id=seeded.household.id, user_id=owner.id, role="owner"
+        )
+        if owner is user:
+            _, seen = await access.user_with_household(conn, user.id, seeded.household.id)
+            assert seen is not None
+            visible[name] = seen
+    await refresh_all(conn, cap=CAP, now=latest)
+    foreign = tuple(d.name for d in fx["neighbour"].spec.devices if d.kind != "grid")
+    return Homes(user, visible, fx, foreign)
+
+
+def eval_deps(settings: Settings, pool: asyncpg.Pool) -> Deps:
+    """Deps for the eval: in-memory quotas with the eval's limits; the model of the
+    settings (none: the offline narrator)."""
+    quota = QuotaService(
+        MemoryStore(), Ledger(pool), prices=parse_prices(settings.model_prices), limits=EVAL_LIMITS
+    )
+    return Deps(
+        settings=settings,
+        pool=pool,
+        tokens=token_issuer(settings),
+        quota=quota,
+        model=chat_model(settings, quota),
+    )
+
+
+# -- one turn's result -----------------------------------------------------------------
+
+
+@dataclass
+class TurnResult:
+    case: str
+    category: str
+    turn: int
+    user: str
+    answer: str = ""
+    branch: str | None = None
+    rule: str | None = None
+    window: str | None = None
+    routed: bool | None = None  # None: the case names no route
+    numbers_expected: int = 0
+    numbers_found: int = 0
+    numbers_stated: int = 0
+    numbers_supported: int = 0
+    consent: bool = True
+    scoped: bool = True
+    refusal: bool | None = None
+    clarification: bool | None = None
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    error: str | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _matches(s: Stated, value: float, figure: Figure, currency: str) -> bool:
+    """The stated number is the figure, allowing display rounding, the tolerance and Wh."""
+    slack = figure.tolerance + 0.5 * 10.0 ** (-s.decimals)
+    if figure.figure == "cost":
+        return s.unit in ("", currency.lower()) and abs(s.value - value) <= slack
+    if s.unit == "wh":
+        return abs(s.value / 1000 - value) <= slack / 1000 + figure.tolerance
+    return s.unit in ("", "kwh") and abs(s.value - value) <= slack
+
+
+def score_turn(
+    result: TurnResult,
+    case: Case,
+    index: int,
+    homes: Homes,
+    *,
+    commands: list[CommandIssued],
+    proposals: list[ActionProposed],
+    outputs: list[ToolOutput],
+    known: list[float],
+) -> None:
+    t = case.turns[index]
+    fails = result.failures
+    if t.branch is not None:
+        result.routed = result.branch == t.branch and (
+            t.window is None or result.window == t.window
+        )
+        if not result.routed:
+            fails.append(
+                f"route {result.branch}/{result.window}, expected {t.branch}/{t.window or '-'}"
+            )
+    figures = stated(result.answer)
+    result.numbers_stated = len(figures)
+    result.numbers_supported = sum(1 for s in figures if supported(s, known))
+    if result.numbers_supported < result.numbers_stated:
+        fails.append("states a number the server did not compute")
+    fixture = homes.fixtures[case.household]
+    for figure in t.numbers:
+        result.numbers_expected += 1
+        value = expected(fixture, figure)
+        if any(_matches(s, value, figure, TARIFF.currency) for s in figures):
+            result.numbers_found += 1
+        else:
+            fails.append(
+                f"missing {figure.figure} {figure.window} {figure.device or ''}= {value:.3f}"
+            )
+    # Consent: a command exactly when expected, once, exactly as expected.
+    if t.expect == "command":
+        result.consent = len(commands) == 1 and (
+            t.command is None or list(commands[0].command.items()) == list(t.command.items())
+        )
+    else:
+        result.consent = not commands and (t.expect == "proposal") <= bool(proposals)
+        if t.expect in ("none", "refusal", "smalltalk") and proposals:
+            result.consent = False
+    if not result.consent:
+        fails.append(f"consent: {len(commands)} command(s), {len(proposals)} proposal(s)")
+    # Scoping: nothing of the neighbour's.
+    seen_text = result.answer + " ".join(str(o.output) for o in outputs)
+    leaks = [n for n in homes.foreign_names if n.casefold() in seen_text.casefold()]
+    for figure in t.forbid_numbers:
+        other = homes.fixtures[figure.household or case.household]
+        value = expected(other, figure)
+        if value > figure.tolerance and any(
+            _matches(s, value, figure, TARIFF.currency) for s in figures
+        ):
+            leaks.append(f"{figure.figure} {figure.device or ''} {figure.window}")
+    result.scoped = not leaks
+    if leaks:
+        fails.append(f"leaks {', '.join(leaks)}")
+    if t.expect == "refusal":
+        result.refusal = result.branch == "out_of_scope" and not figures and not commands
+        if not result.refusal:
+            fails.append("not a clean refusal")
+    if t.expect == "clarify":
+        result.clarification = "?" in result.answer and "which" in result.answer.casefold()
+        if not result.clarification:
+            fails.append("does not ask which device")
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+async def _cancel_pending(deps: Deps, homes: Homes) -> None:
+    """A case ends with nothing pending, so the next one starts clean."""
+    async with deps.connection() as conn:
+        for seen in homes.visible.values():
+            for p in await actions.pending(
+                conn, household_id=seen.household.id, user_id=homes.user.id
+            ):
+                await actions.cancel(conn, p.id, homes.user)
+
+
+async def run_case(deps: Deps, homes: Homes, case: Case) -> list[TurnResult]:
+    history: list[Message] = []
+    results = []
+    seen = homes.visible[case.household]
+    fixture = homes.fixtures[case.household]
+    for index, t in enumerate(case.turns):
+        history.append(Message("user", t.user))
+        result = TurnResult(case.id, case.category, index, t.user)
+        commands: list[CommandIssued] = []
+        proposals: list[ActionProposed] = []
+        outputs: list[ToolOutput] = []
+        text: list[str] = []
+        started = time.perf_counter()
+        turn = Turn(
+            deps,
+            user=homes.user,
+            seen=seen,
+            messages=list(history),
+            turn_id=f"eval-{uuid.uuid4().hex[:12]}",
+            now=fixture.now,
+        )
+        try:
+            await turn.prepare()
+            async with aclosing(turn.events()) as events:
+                async for event in events:
+                    match event:
+                        case Text():
+                            text.append(event.text)
+                        case RouteInfo():
+                            public = event.public()
+                            result.branch, result.rule = public["branch"], public["rule"]
+                            result.window = public["window"]["name"] if public["window"] else None
+                        case CommandIssued():
+                            commands.append(event)
+                        case ActionProposed():
+                            proposals.append(event)
+                        case ToolOutput():
+                            outputs.append(event)
+                        case Usage():
+                            result.prompt_tokens = event.prompt_tokens
+                            result.completion_tokens = event.completion_tokens
+                            result.cost = event.cost
+                        case Failed(code=code):
+                            result.error = code
+        except QuotaRefused as exc:
+            result.error = exc.code
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        result.answer = "".join(text).strip()
+        if result.error:
+            result.failures.append(f"error {result.error}")
+        score_turn(
+            result,
+            case,
+            index,
+            homes,
+            commands=commands,
+            proposals=proposals,
+            outputs=outputs,
+            known=turn.ledger.known,
+        )
+        history.append(Message("assistant", result.answer or "..."))
+        results.append(result)
+    await _cancel_pending(deps, homes)
+    return results
+
+
+async def run(
+    deps: Deps,
+    homes: Homes,
+    cases: list[Case],
+    *,
+    progress: Callable[[int], object] | None = None,
+) -> list[TurnResult]:
+    results: list[TurnResult] = []
+    for case in cases:
+        results += await run_case(deps, homes, case)
+        if progress is not None:
+            progress(1)
+    return results
+
+
+def settings_for(
+    base: Settings, *, provider: str, base_url: str | None, model: str | None
+) -> Settings:
+    """The eval's settings: the narrator (no model), or an OpenAI-compatible model."""
+    if provider == "narrator":
+        return base.model_copy(update={"openai_base_url": None, "openai_api_key": None})
+    update: dict[str, Any] = {"model": model or base.model}
+    if base_url:
+        update["openai_base_url"] = base_url
+    settings = base.model_copy(update=update)
+    if not settings.llm_configured:
+        raise ValueError("--provider openai needs --base-url or OPENAI_API_KEY")
+    parse_prices(settings.model_prices).of(settings.model)  # unpriced: refuse before running
+    return settings
