@@ -12,11 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 from tqdm import tqdm
 
 from agent.settings import Settings
 from evals import cases, report
-from evals.runner import eval_deps, run, seed, settings_for
+from evals.remote import run_case_remote, seed_remote
+from evals.runner import TurnResult, eval_deps, run, seed, settings_for
 from telemetry.db import connect, create_pool
 from telemetry.migrate import migrate
 
@@ -30,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", help="model name (--provider openai; priced in WATTWISE_MODEL_PRICES)"
     )
+    p.add_argument("--url", help="a running service to evaluate instead of the in-process one")
+    p.add_argument("--token", help="with --url: an administrator's bearer token")
     p.add_argument("--out", type=Path, default=Path("eval-report"), help="report directory")
     p.add_argument("--baseline", type=Path, help="a previous report.json to compare with")
     for name in THRESHOLDS:
@@ -38,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 async def main_async(settings: Settings, args: argparse.Namespace) -> int:
     chosen = cases.load(args.dataset)
+    if args.url:
+        results = await _remote(args, chosen)
+        return _finish(args, chosen, results, model=None)
     eval_settings = settings_for(
         settings, provider=args.provider, base_url=args.base_url, model=args.model
     )
@@ -67,11 +74,37 @@ async def main_async(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+    return _finish(
+        args, chosen, results, model=eval_settings.model if args.provider == "openai" else None
+    )
+
+
+async def _remote(args: argparse.Namespace, chosen: list[cases.Case]) -> list[TurnResult]:
+    if not args.token:
+        raise SystemExit("wattwise: --url needs --token (an administrator's)")
+    headers = {"Authorization": f"Bearer {args.token}"}
+    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=120) as client:
+        remote = await seed_remote(client)
+        results: list[TurnResult] = []
+        with tqdm(total=len(chosen), unit="case", file=sys.stderr) as bar:
+            for case in chosen:
+                results += await run_case_remote(remote, case)
+                bar.update(1)
+    return results
+
+
+def _finish(
+    args: argparse.Namespace,
+    chosen: list[cases.Case],
+    results: list[TurnResult],
+    *,
+    model: str | None,
+) -> int:
     built = report.build(
         results,
         run={
-            "provider": args.provider,
-            "model": eval_settings.model if args.provider == "openai" else None,
+            "provider": f"service at {args.url}" if args.url else args.provider,
+            "model": model,
             "cases": len(chosen),
             "datasets": sorted({c.source for c in chosen}),
         },
