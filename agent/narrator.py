@@ -23,12 +23,12 @@ _NAMED = {
     "day": "today so far",
     "today": "today so far",
     "yesterday": "yesterday",
-    "3days": "in the last 3 days",
-    "last_3_days": "in the last 3 days",
-    "week": "in the last 7 days",
-    "last_7_days": "in the last 7 days",
-    "30days": "in the last 30 days",
-    "last_30_days": "in the last 30 days",
+    "3days": "in the 3 days before today",
+    "last_3_days": "in the 3 days before today",
+    "week": "in the 7 days before today",
+    "last_7_days": "in the 7 days before today",
+    "30days": "in the 30 days before today",
+    "last_30_days": "in the 30 days before today",
     "month": "this month so far",
     "this_month": "this month so far",
     "this_week": "this week so far",
@@ -110,10 +110,15 @@ def cost(breakdown: CostBreakdown) -> list[str]:
 
 
 def device(usage: DeviceUsage) -> list[str]:
-    return [
-        f'"{usage.device}" used {kwh(usage.kwh)} {window_phrase(usage.window)}.',
-        as_of(usage.fresh_as_of, usage.window.timezone),
-    ]
+    name, when = f'"{usage.device}"', window_phrase(usage.window)
+    said = {
+        "solar": f"{name} produced {kwh(usage.kwh)} {when}.",
+        "grid": f"Through {name} you imported {kwh(usage.kwh)} from the grid and exported "
+        f"{kwh(usage.kwh_negative)} {when}.",
+        "battery": f"{name} charged {kwh(usage.kwh)} and discharged "
+        f"{kwh(usage.kwh_negative)} {when}.",
+    }.get(usage.kind, f"{name} used {kwh(usage.kwh)} {when}.")
+    return [said, as_of(usage.fresh_as_of, usage.window.timezone)]
 
 
 def live(status: LiveStatus, timezone: str) -> list[str]:

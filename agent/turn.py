@@ -477,6 +477,8 @@ class Turn:
             return
         yield CommandIssued(done.action.id, str(done.command_id), done.command, done.replayed)
         c = done.command
+        # The value was validated by the server when it built the proposal.
+        self.ledger.known += [f.value for f in stated(c["value"])]
         yield self._say(narrator.sent(c))
         if self.style == "chat":
             block = json.dumps(c, separators=(", ", ": "))

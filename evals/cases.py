@@ -134,9 +134,10 @@ def window_bounds(name: str, timezone: str, now: datetime) -> tuple[datetime, da
     bounds = {
         "today": (day(0), now),
         "yesterday": (day(-1), day(0)),
-        "last_3_days": (day(-2), now),
-        "last_7_days": (day(-6), now),
-        "last_30_days": (day(-29), now),
+        # The last N full local days, today excluded (the design's 3days, week, 30days).
+        "last_3_days": (day(-3), day(0)),
+        "last_7_days": (day(-7), day(0)),
+        "last_30_days": (day(-30), day(0)),
         "this_week": (day(monday), now),
         "last_week": (day(monday - 7), day(monday)),
         "this_month": (datetime(first.year, first.month, 1, tzinfo=zone), now),
