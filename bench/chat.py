@@ -29,14 +29,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
 from bench.service import _free_port, service_process, token
-from telemetry.db import connect
+from telemetry.db import connect, scratch_database
 from telemetry.migrate import migrate
 from telemetry.rollups import refresh_all
 from telemetry.seed import seed_demo
@@ -245,19 +243,11 @@ async def _forget(prefix: str) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    admin_dsn = os.environ["DATABASE_URL"]
     name = f"wattwise_bench_chat_{os.getpid()}"
-    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    async with scratch_database(os.environ["DATABASE_URL"], name) as dsn:
         household, users = await prepare(dsn, max(args.streams, 50))
         await overhead(dsn, household, users, args.turns)
         await streams(dsn, household, users, args.streams, args.stream_seconds)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def main() -> None:

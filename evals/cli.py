@@ -9,9 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 from tqdm import tqdm
 
@@ -19,7 +17,7 @@ from agent.settings import Settings
 from evals import cases, report
 from evals.remote import run_case_remote, seed_remote
 from evals.runner import TurnResult, eval_deps, run, seed, settings_for
-from telemetry.db import connect, create_pool
+from telemetry.db import connect, create_pool, scratch_database
 from telemetry.migrate import migrate
 
 THRESHOLDS = ("routing", "numeric", "faithfulness", "consent", "scoping")
@@ -49,13 +47,7 @@ async def main_async(settings: Settings, args: argparse.Namespace) -> int:
         settings, provider=args.provider, base_url=args.base_url, model=args.model
     )
     assert settings.database_url is not None
-    admin_dsn = settings.database_url
-    name = f"wattwise_eval_{os.getpid()}"
-    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    async with scratch_database(settings.database_url, f"wattwise_eval_{os.getpid()}") as dsn:
         conn = await connect(dsn)
         try:
             await migrate(conn)
@@ -71,9 +63,6 @@ async def main_async(settings: Settings, args: argparse.Namespace) -> int:
             if deps.model is not None:
                 await deps.model.client.close()
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     return _finish(
         args, chosen, results, model=eval_settings.model if args.provider == "openai" else None
     )

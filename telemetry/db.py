@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeAlias
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -64,3 +67,20 @@ if TYPE_CHECKING:
 
     # What a pool hands out and what connect() returns: both speak the query API.
     Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+
+@asynccontextmanager
+async def scratch_database(admin_dsn: str, name: str) -> AsyncIterator[str]:
+    """A new, empty database `name` on the server of `admin_dsn` (replacing one left by a
+    crashed run); yields its DSN and drops it on the way out."""
+    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield dsn
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
