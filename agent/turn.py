@@ -397,12 +397,12 @@ class Turn:
             async for event in self._consent(r):
                 yield event
         elif r.clarify:
-            yield self._say(narrator.clarify(r.ambiguous))
+            yield self._say(narrator.clarify(r.ambiguous or r.devices))
         elif r.branch == "action":
             async for event in self._propose(r):
                 yield event
         else:  # energy or cost that needs the device first
-            yield self._say(narrator.clarify(r.ambiguous))
+            yield self._say(narrator.clarify(r.ambiguous or r.devices))
 
     async def _propose(self, r: Route) -> AsyncIterator[TurnEvent]:
         action = r.action
@@ -418,11 +418,11 @@ class Turn:
                     "battery's reserve, but not that."
                 )
             else:
-                yield self._say(narrator.clarify(r.ambiguous))
+                yield self._say(narrator.clarify(r.ambiguous or r.devices))
             return
         device = next((d for d in self.devices if d.name == action.device), None)
         if device is None:
-            yield self._say(narrator.clarify(r.ambiguous))
+            yield self._say(narrator.clarify(r.ambiguous or r.devices))
             return
         try:
             async with self.deps.connection() as conn:

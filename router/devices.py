@@ -112,8 +112,15 @@ class Household:
             return None
         for words, names in self._whole.get(self._g.singular(tokens[i])[0], ()):
             end = self._spells(tokens, i, words)
-            if end is not None:
-                return i, end, Mention(names) if len(names) == 1 else Mention((), names)
+            if end is None:
+                continue
+            if len(words) == 1 and self._g.singular(tokens[i])[1]:
+                # A plural of a one-word name ("heaters" beside "Heater" and "Hall heater")
+                # means every device that has the word in its name, not the exact one alone.
+                every = sorted(n for n, score in self._keys[words[0]].items() if score == _NAME)
+                if len(every) > 1:
+                    return i, end, Mention(tuple(every))
+            return i, end, Mention(names) if len(names) == 1 else Mention((), names)
         return None
 
     def _spells(self, tokens: Sequence[str], i: int, words: tuple[str, ...]) -> int | None:

@@ -449,3 +449,19 @@ def test_router_accuracy_on_the_labelled_cases() -> None:
     report = score(cases)
     assert len(cases) >= 320
     assert report.accuracy >= 0.98, report.summary()
+
+
+def test_a_plural_of_a_one_word_name_means_every_device_with_that_word() -> None:
+    devices = [
+        DeviceRef("Heater", "consumer", True),
+        DeviceRef("Hall heater", "consumer", True),
+        DeviceRef("Fridge", "consumer", False),
+    ]
+    plural = route("turn off the heaters", devices, pending_action=False)
+    assert plural.devices == ("Hall heater", "Heater")
+    assert plural.action is not None
+    assert plural.action.device is None  # two devices: the person is asked, never both
+    assert plural.clarify
+    single = route("turn off the heater", devices, pending_action=False)
+    assert single.action is not None
+    assert single.action.device == "Heater"
