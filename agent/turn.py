@@ -436,6 +436,8 @@ class Turn:
                     ttl=timedelta(seconds=self.deps.settings.action_ttl_seconds),
                 )
         except WattwiseError as exc:
+            # The server's own limits ("a whole number from 6 to 32") are its figures.
+            self.ledger.known += [f.value for f in stated(exc.message)]
             yield self._say(f"I can't do that: {exc.message}")
             return
         yield ActionProposed(proposal.public())
