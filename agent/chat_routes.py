@@ -67,17 +67,8 @@ class ChatIn(BaseModel):
     style: Literal["chat", "voice"] = "chat"
 
 
-def _too_large(raw: bytes) -> None:
-    """413 for a body past the limits, before anything else is looked at."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return  # not JSON: validation says so
-    messages = data.get("messages") if isinstance(data, dict) else None
-    if not isinstance(messages, list):
-        return
+def check_limits(messages: list[Any]) -> None:
+    """413 for too many or too long messages, before anything else is looked at."""
     if len(messages) > MAX_MESSAGES:
         raise PayloadTooLarge(
             f"At most {MAX_MESSAGES} messages per request; send the recent history only.",
@@ -103,8 +94,24 @@ def _loose_text(m: dict[str, Any]) -> str:
 
 
 def parse(raw: bytes) -> ChatIn:
-    _too_large(raw)
-    body = requests.validated(ChatIn, raw)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        data: Any = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return requests.validated(ChatIn, raw)  # not JSON: the 422 says why
+    if isinstance(data, dict) and isinstance(data.get("messages"), list):
+        check_limits(data["messages"])
+    return _ends_with_user(requests.validated(ChatIn, data))
+
+
+def from_messages(messages: list[dict[str, str]]) -> ChatIn:
+    """A chat body from another API's messages, under the same limits."""
+    check_limits(messages)
+    return _ends_with_user(requests.validated(ChatIn, {"messages": messages}))
+
+
+def _ends_with_user(body: ChatIn) -> ChatIn:
     if body.messages[-1].role != "user":
         raise InvalidRequest(
             "The last message must be the user's.",

@@ -102,12 +102,12 @@ def _parse(raw: bytes) -> tuple[CompletionIn, chat_routes.ChatIn]:
             f"No model {body.model[:64]!r}; use one of {', '.join(MODELS)}.",
             code="model_not_found",
         )
-    if not kept or kept[-1]["role"] != "user":
+    if not kept:
         raise InvalidRequest(
-            "The last user or assistant message must be the user's.",
+            "There is no user or assistant message.",
             fields=(FieldError("messages", "must end with a user message"),),
         )
-    return body, chat_routes.parse(json.dumps({"messages": kept}).encode())
+    return body, chat_routes.from_messages(kept)
 
 
 async def _household(request: Request, conn: Any, user: access.User) -> access.Visible:

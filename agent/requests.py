@@ -42,10 +42,13 @@ async def body(request: Request, model: type[M]) -> M:
     return validated(model, raw)
 
 
-def validated(model: type[M], raw: bytes) -> M:
-    """The JSON body as `model`, or a 422 naming every field that failed and why."""
+def validated(model: type[M], raw: bytes | object) -> M:
+    """The JSON body (bytes, or already decoded) as `model`, or a 422 naming every field
+    that failed and why."""
     try:
-        return model.model_validate_json(raw)
+        if isinstance(raw, bytes):
+            return model.model_validate_json(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         fields = tuple(
             FieldError(".".join(str(p) for p in err["loc"]) or "body", err["msg"])

@@ -26,7 +26,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,7 @@ from quota.prices import estimate_tokens
 from router import DeviceRef, Route, route
 from telemetry import access, households
 from telemetry.households import Device
+from telemetry.windows import Window
 from tools import catalog
 from tools.base import Branch, ToolContext, call
 from tools.windows import WindowArg, from_route, resolve
@@ -269,6 +270,7 @@ class Turn:
         self.pending: list[actions.Action] = []
         self.route: Route | None = None
         self.window: WindowArg | None = None
+        self.bounds: Window | None = None  # the window in UTC, resolved once
         self.mode: Literal["fixed", "narrator", "model"] = "fixed"
         self.degraded: str | None = None
         self.context: HouseholdContext | None = None
@@ -282,7 +284,7 @@ class Turn:
         return self.messages[-1].content
 
     @property
-    def today(self) -> Any:
+    def today(self) -> date:
         return self.now.astimezone(ZoneInfo(self.household.timezone)).date()
 
     # -- before the response -----------------------------------------------------------
@@ -299,6 +301,7 @@ class Turn:
         self.route = r = route(self.text, refs, pending_action=bool(self.pending))
         if r.branch in ("energy", "cost", "action"):
             self.window = from_route(r.window, self.today)
+            self.bounds = resolve(self.window, timezone=self.household.timezone, now=self.now)
         if r.branch not in ("energy", "cost") or r.clarify:
             return
         model = self.deps.model
@@ -327,8 +330,7 @@ class Turn:
 
     def _prompt(self, context: HouseholdContext) -> list[dict[str, Any]]:
         system = SYSTEM_PROMPT if self.style == "chat" else f"{SYSTEM_PROMPT}\n{VOICE_PROMPT}"
-        if self.window is not None:
-            w = resolve(self.window, timezone=self.household.timezone, now=self.now)
+        if (w := self.bounds) is not None:
             zone = ZoneInfo(w.timezone)
             system += (
                 f"\nThe question is about the window {w.name!r}: "
@@ -396,12 +398,10 @@ class Turn:
         elif r.branch == "consent":
             async for event in self._consent(r):
                 yield event
-        elif r.clarify:
-            yield self._say(narrator.clarify(r.ambiguous or r.devices))
-        elif r.branch == "action":
+        elif r.branch == "action" and not r.clarify:
             async for event in self._propose(r):
                 yield event
-        else:  # energy or cost that needs the device first
+        else:  # which device? (an action without one, or an ambiguous mention)
             yield self._say(narrator.clarify(r.ambiguous or r.devices))
 
     async def _propose(self, r: Route) -> AsyncIterator[TurnEvent]:
@@ -505,7 +505,8 @@ class Turn:
         if r.rule == "energy.device_state" or (r.window is None and _LIVE.search(self.text)):
             return [("live_status", catalog.NoArgs())]
         if r.devices:
-            step = _step(resolve(window, timezone=self.household.timezone, now=self.now))
+            assert self.bounds is not None
+            step = _step(self.bounds)
             return [
                 (
                     "device_usage",
@@ -592,8 +593,7 @@ class Turn:
         assert self.context is not None
         ctx = self.context
         window = None
-        if self.window is not None:
-            w = resolve(self.window, timezone=self.household.timezone, now=self.now)
+        if (w := self.bounds) is not None:
             window = catalog.WindowOut(name=w.name, start=w.start, end=w.end, timezone=w.timezone)
         yield ContextInfo(ctx.fresh_as_of, window, ctx.timezone)
         self.ledger.known += list(ctx.facts.values())
@@ -790,7 +790,7 @@ def _narrator_branch(tool: str) -> Branch:
     return "cost" if tool == "cost_breakdown" else "energy"
 
 
-def _step(window: Any) -> Literal["15m", "1h", "1d"]:
+def _step(window: Window) -> Literal["15m", "1h", "1d"]:
     hours = (window.end - window.start).total_seconds() / 3600
     return "1h" if hours <= 72 else "1d"
 
