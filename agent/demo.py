@@ -63,6 +63,7 @@ def banner(settings: Settings, home: DemoHome) -> str:
         [
             "",
             f"wattwise demo on {base}  (offline narrator, in-memory quotas)",
+            f"chat widget: open {base}/ in a browser",
             f"household: {home.household_id}  user: {DEMO_EMAIL}",
             "token:",
             home.token,
@@ -84,7 +85,9 @@ def run_demo(settings: Settings, *, days: float) -> None:
     import uvicorn
 
     from agent.http import create_app
+    from agent.widget_routes import DemoPage
 
     home = asyncio.run(prepare(settings, days=days))
     print(banner(settings, home), flush=True)
-    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
+    app = create_app(settings=settings, demo=DemoPage(home.household_id, home.token))
+    uvicorn.run(app, host=settings.host, port=settings.port)

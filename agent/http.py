@@ -23,7 +23,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent import action_routes, chat_routes, openai_routes, requests, schemas, telemetry_routes
+from agent import (
+    action_routes,
+    chat_routes,
+    openai_routes,
+    requests,
+    schemas,
+    telemetry_routes,
+    widget_routes,
+)
 from agent.deps import Deps, open_deps
 from agent.errors import (
     Conflict,
@@ -284,8 +292,14 @@ def routes() -> list[Route]:
     ]
 
 
-def create_app(*, settings: Settings | None = None, deps: Deps | None = None) -> Starlette:
-    """An app over ready-made deps (tests), or one that opens its own from settings."""
+def create_app(
+    *,
+    settings: Settings | None = None,
+    deps: Deps | None = None,
+    demo: widget_routes.DemoPage | None = None,
+) -> Starlette:
+    """An app over ready-made deps (tests), or one that opens its own from settings; with
+    `demo`, it also serves the demo page at `/`."""
     if (settings is None) == (deps is None):
         raise ValueError("pass exactly one of settings or deps")
 
@@ -311,7 +325,7 @@ def create_app(*, settings: Settings | None = None, deps: Deps | None = None) ->
                 await refresher.stop()
 
     app = Starlette(
-        routes=routes(),
+        routes=[*routes(), *widget_routes.routes(demo)],
         lifespan=lifespan,
         exception_handlers={
             WattwiseError: _domain_error,

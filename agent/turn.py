@@ -39,7 +39,7 @@ from agent.errors import WattwiseError
 from agent.llm import RoundEnd, TextDelta
 from agent.verify import Stated, check, facts, stated
 from context.builder import HouseholdContext, build_context
-from quota.core import QuotaExceeded, QuotaRefused, Reservation
+from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
 from quota.prices import estimate_tokens
 from router import DeviceRef, Route, route
 from telemetry import access, households
@@ -324,7 +324,7 @@ class Turn:
             if self.deps.settings.over_budget != "narrate":
                 raise
             self.mode = "narrator"
-            self.degraded = f"over budget: {exc.message}"
+            self.degraded = _why_not(exc)
             return
         self.mode = "model"
 
@@ -549,7 +549,7 @@ class Turn:
     async def _narrate(self, report_only: bool = False) -> AsyncIterator[TurnEvent]:
         if self.degraded:
             yield self._say(
-                f"(This answer comes from the offline narrator because of {self.degraded}.) "
+                f"(This answer comes from the offline narrator because {self.degraded}.) "
             )
         sent_context = False
         for i, (name, args) in enumerate(self._narrator_calls(report_only)):
@@ -638,9 +638,9 @@ class Turn:
                     return
                 # Nothing reached the person yet: the narrator answers instead.
                 self.degraded = (
-                    f"over budget: {exc.message}"
+                    _why_not(exc)
                     if isinstance(exc, QuotaRefused)
-                    else "the language model being unavailable"
+                    else "the language model is unavailable"
                 )
                 async for out in self._narrate():
                     yield out
@@ -788,6 +788,19 @@ def _closest(sentence: str, wrong: tuple[Stated, ...], candidates: list[str]) ->
 
 def _narrator_branch(tool: str) -> Branch:
     return "cost" if tool == "cost_breakdown" else "energy"
+
+
+def _why_not(exc: QuotaRefused) -> str:
+    """Why the model did not answer, as the end of "...because {reason}"."""
+    if isinstance(exc, QuotaExceeded):
+        return {
+            "daily": "your daily token quota is used up",
+            "monthly": "your monthly token quota is used up",
+            "spend_cap": "the service's monthly spending cap is reached",
+        }[exc.limit]
+    if isinstance(exc, RateLimited):
+        return f"you are over the rate limit for {exc.retry_after} s"
+    return "usage accounting is unavailable"
 
 
 def _step(window: Window) -> Literal["15m", "1h", "1d"]:

@@ -451,7 +451,7 @@ async def test_over_budget_refuses_or_narrates_as_configured(
                     text = _text(chunks)
                     assert "offline narrator" in text
                     assert f"{kwh:.2f} kWh" in text
-                    assert "over budget" in _data(chunks, "verification")[0]["degraded"]
+                    assert "quota is used up" in _data(chunks, "verification")[0]["degraded"]
         finally:
             assert deps.model is not None
             await deps.model.client.close()
