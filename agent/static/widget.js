@@ -559,6 +559,10 @@
         const { action, events } = await response.json();
         const last = events.length ? events[events.length - 1] : {};
         if (action.status !== this.status) this.update(action.status, last.detail);
+        else if (action.status === "proposed" && Date.parse(action.expires_at) <= Date.now()) {
+          // This clock runs ahead of the server's, which decides expiry: ask again.
+          setTimeout(() => this.refresh(), 2000);
+        }
       } catch (error) {
         this.state.textContent = error.message;
       }

@@ -351,13 +351,27 @@ async def test_cancel_on_the_card_sends_nothing(open_page: Opened, demo: Demo) -
         assert read.json()["action"]["status"] == "cancelled"
 
 
-async def test_a_typed_yes_moves_the_card_to_sent(open_page: Opened, demo: Demo) -> None:
-    async with open_page() as page:
+async def test_a_typed_yes_sends_and_the_card_reports_the_gateways_failure(
+    open_page: Opened, demo: Demo
+) -> None:
+    async with open_page() as page, httpx.AsyncClient() as api:
         await page.goto(f"{demo.url}/")
         card = (await _ask(page, "turn on the dishwasher")).locator(".ww-card")
         await expect(card).to_have_attribute("data-status", "proposed")
         await _ask(page, "yes")
         await expect(card).to_have_attribute("data-status", "sent")
+        gateway = await _gateway(demo)
+        [command] = (await api.get(demo.api("/commands"), headers=gateway)).json()["commands"]
+        ack = await api.post(
+            f"{demo.url}/v1/commands/{command['id']}/ack",
+            headers=gateway,
+            json={"success": False, "detail": "relay stuck"},
+        )
+        assert ack.status_code == 200, ack.text
+        await expect(card).to_have_attribute("data-status", "failed")
+        await expect(card.locator(".ww-card-state")).to_have_text(
+            "The device could not carry it out: relay stuck"
+        )
 
 
 async def test_at_phone_width_nothing_overflows(open_page: Opened, demo: Demo) -> None:
@@ -434,8 +448,7 @@ def served(demo: Demo, demo_pool: asyncpg.Pool, live_redis: aioredis.Redis) -> S
             model_prices=PRICES,
             llm_first_token_seconds=5,
             quota_prefix=f"wwtest:{uuid.uuid4().hex[:10]}",
-            **settings,
-        )
+        ).model_copy(update=settings)  # unvalidated: a proposal may live 3 s here
         deps = build_deps(configured, demo_pool, redis or live_redis)
         token = deps.tokens.issue(demo.user_id, ttl=timedelta(minutes=10))
         app = create_app(deps=deps, demo=DemoPage(demo.household_id, token))
@@ -459,6 +472,20 @@ async def scripted() -> AsyncIterator[str]:
 async def fake() -> AsyncIterator[FakeLLM]:
     async with fake_llm() as server:
         yield server
+
+
+async def test_a_card_left_alone_expires_and_cannot_be_confirmed(
+    open_page: Opened, served: Served, scripted: str
+) -> None:
+    async with served(scripted, action_ttl_seconds=3) as url, open_page() as page:
+        await page.goto(f"{url}/")
+        card = (await _ask(page, "switch the EV charger off")).locator(".ww-card")
+        await expect(card.locator(".ww-card-state")).to_contain_text("(in 0:0")
+        await expect(card).to_have_attribute("data-status", "expired")
+        await expect(card.locator(".ww-card-state")).to_have_text(
+            "This proposal expired before it was confirmed. Nothing was sent."
+        )
+        await expect(card.get_by_role("button", name="Confirm")).to_be_hidden()
 
 
 async def test_a_sentence_the_server_could_not_check_is_called_out(
