@@ -19,12 +19,15 @@ import redis.exceptions
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
+    stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from agent.auth import TokenIssuer
 from agent.cache import AnswerCache
+from agent.errors import Unavailable
 from agent.llm import ChatModel
 from agent.settings import Settings
 from quota.core import Limits
@@ -44,6 +47,20 @@ log = logging.getLogger("wattwise.deps")
 
 # A database or Redis that is still starting (a container, a failover) gets this long.
 STARTUP_RETRY_SECONDS = 30
+
+# Failures after which the same work may succeed on another connection or a moment later:
+# a dropped or refused connection, a server restarting, a serialization conflict. A
+# cancelled statement (statement_timeout) is not among them: it would only time out again.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
 
 
 @dataclass(frozen=True)
@@ -67,9 +84,43 @@ class Deps:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
-        """A pooled connection, for one request."""
-        async with self.gate, self.pool.acquire() as conn:
-            yield conn
+        """A pooled connection, for one request: 503 `database_busy` when none is free within
+        the acquire timeout; one that fails its health check is replaced (3 tries at most)."""
+        try:
+            async with asyncio.timeout(self.settings.db_acquire_timeout):
+                await self.gate.acquire()
+        except TimeoutError:
+            raise _busy() from None
+        try:
+            try:
+                async with asyncio.timeout(self.settings.db_acquire_timeout):
+                    conn = await _acquire(self.pool)
+            except TimeoutError:
+                raise _busy() from None
+            try:
+                yield conn
+            finally:
+                await self.pool.release(conn)
+        finally:
+            self.gate.release()
+
+
+def _busy() -> Unavailable:
+    return Unavailable(
+        "Every database connection is busy; try again in a moment.", code="database_busy"
+    )
+
+
+async def _acquire(pool: asyncpg.Pool) -> PoolConnectionProxy[asyncpg.Record]:
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(3),
+        wait=wait_random_exponential(multiplier=0.02, max=0.2),
+        retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
+        reraise=True,
+    ):
+        with attempt:
+            return await pool.acquire()
+    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
 
 def quota_service(
@@ -166,11 +217,16 @@ async def open_deps(settings: Settings) -> AsyncIterator[Deps]:
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL is not set")
     await run_migrations(settings.database_url)
-    pool = await create_pool(settings.database_url)
+    pool = await create_pool(settings.database_url, options=settings.pool_options())
     client: aioredis.Redis | None = None
     try:
         if settings.redis_url is not None:
-            client = redis_connect(settings.redis_url)
+            client = redis_connect(
+                settings.redis_url,
+                max_connections=settings.redis_max_connections,
+                timeout=settings.redis_timeout,
+                ssl_ca=str(settings.redis_ssl_ca) if settings.redis_ssl_ca else None,
+            )
             async for attempt in _retrying():
                 with attempt:
                     await client.ping()

@@ -32,11 +32,12 @@ from agent import (
     telemetry_routes,
     widget_routes,
 )
-from agent.deps import Deps, open_deps
+from agent.deps import TRANSIENT_DB_ERRORS, Deps, open_deps
 from agent.errors import (
     Conflict,
     FieldError,
     InvalidRequest,
+    Unavailable,
     WattwiseError,
 )
 from agent.settings import Settings
@@ -236,6 +237,25 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
+async def _statement_timeout(request: Request, exc: Exception) -> Response:
+    seconds = requests.deps(request).settings.db_statement_timeout
+    error = Unavailable(
+        f"The database took longer than {seconds:g} s and the query was stopped; nothing "
+        "was changed. Try a shorter window, or again later.",
+        code="timeout",
+    )
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    error = Unavailable(
+        "The database cannot be reached right now; try again in a moment.",
+        code="database_unavailable",
+    )
+    return JSONResponse(error.body(), status_code=error.status, headers={"Retry-After": "5"})
+
+
 async def _quota_refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, QuotaRefused)
     body = {"error": {"code": exc.code, "message": exc.message, **exc.details()}}
@@ -331,6 +351,8 @@ def create_app(
             WattwiseError: _domain_error,
             QuotaRefused: _quota_refused,
             HTTPException: _http_error,
+            asyncpg.QueryCanceledError: _statement_timeout,
+            **dict.fromkeys(TRANSIENT_DB_ERRORS, _database_down),
         },
     )
     if deps is not None:

@@ -11,9 +11,15 @@ from uuid import UUID
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from agent.auth import bearer_token
-from agent.deps import Deps
+from agent.deps import TRANSIENT_DB_ERRORS, Deps
 from agent.errors import (
     FieldError,
     Forbidden,
@@ -27,6 +33,7 @@ from telemetry import access
 M = TypeVar("M", bound=BaseModel)
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
+READ_ATTEMPTS = 3
 NO_HOUSEHOLD = "No household with this id is visible to you."
 
 
@@ -125,14 +132,33 @@ async def principal(request: Request, conn: Any, user_id: UUID) -> access.User:
     return user
 
 
-def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def authenticated(
+    handler: Handler, *, idempotent: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
     """Verify the bearer token, load its user (and the household in the path, if any, in the
-    same round trip), then call the handler with a connection."""
+    same round trip), then call the handler with a connection.
 
-    async def endpoint(request: Request) -> Response:
-        user_id = token_user(request)
+    A read (GET, HEAD) or an `idempotent` write that fails on a transient database error is
+    run again from the start on another connection, at most three times in all, with
+    jittered backoff; other writes are not, since their first try may have committed."""
+
+    async def once(request: Request, user_id: UUID) -> Response:
         async with deps(request).connection() as conn:
             user = await principal(request, conn, user_id)
             return await handler(request, conn, user)
+
+    async def endpoint(request: Request) -> Response:
+        user_id = token_user(request)
+        if not (idempotent or request.method in ("GET", "HEAD")):
+            return await once(request, user_id)
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(READ_ATTEMPTS),
+            wait=wait_random_exponential(multiplier=0.05, max=0.5),
+            retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
+            reraise=True,
+        ):
+            with attempt:
+                response = await once(request, user_id)
+        return response
 
     return endpoint

@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from quota.prices import PriceError, parse_prices
+from telemetry.db import PoolOptions, SslMode
 
 log = logging.getLogger("wattwise.settings")
 
@@ -32,6 +33,7 @@ MAX_RATE_PER_MINUTE = 600
 DEFAULT_MODEL_PRICES = '{"gpt-4o-mini": {"input": 0.15, "output": 0.60, "max_tokens": 1024}}'
 
 _WEAK_SECRETS = {"secret", "changeme", "password", "wattwise", "jwtsecret", "development"}
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}  # "": a Unix socket
 _DEFAULT_DB_PASSWORDS = {"", "postgres", "password", "changeme", "admin", "root", "secret"}
 
 
@@ -57,6 +59,30 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("WATTWISE_CORS_ORIGINS")
     )
+
+    # The database pool (telemetry.db.PoolOptions) and Redis connections.
+    db_pool_min_size: int = Field(1, ge=0, le=100, validation_alias=_env("WATTWISE_DB_POOL_MIN"))
+    db_pool_max_size: int = Field(10, ge=1, le=100, validation_alias=_env("WATTWISE_DB_POOL_MAX"))
+    db_acquire_timeout: float = Field(
+        5.0, gt=0, le=120, validation_alias=_env("WATTWISE_DB_ACQUIRE_TIMEOUT")
+    )
+    db_idle_lifetime: float = Field(300.0, ge=0, validation_alias=_env("WATTWISE_DB_IDLE_LIFETIME"))
+    db_health_check_after: float = Field(
+        30.0, ge=0, validation_alias=_env("WATTWISE_DB_HEALTH_CHECK_AFTER")
+    )
+    db_statement_timeout: float = Field(
+        30.0, gt=0, le=3600, validation_alias=_env("WATTWISE_DB_STATEMENT_TIMEOUT")
+    )
+    db_idle_in_transaction_timeout: float = Field(
+        60.0, gt=0, le=3600, validation_alias=_env("WATTWISE_DB_IDLE_IN_TRANSACTION_TIMEOUT")
+    )
+    db_sslmode: SslMode = Field("prefer", validation_alias=_env("WATTWISE_DB_SSLMODE"))
+    db_sslrootcert: Path | None = Field(None, validation_alias=_env("WATTWISE_DB_SSLROOTCERT"))
+    redis_timeout: float = Field(5.0, gt=0, le=120, validation_alias=_env("WATTWISE_REDIS_TIMEOUT"))
+    redis_max_connections: int = Field(
+        64, ge=1, le=10_000, validation_alias=_env("WATTWISE_REDIS_MAX_CONNECTIONS")
+    )
+    redis_ssl_ca: Path | None = Field(None, validation_alias=_env("WATTWISE_REDIS_SSL_CA"))
 
     jwt_secret: SecretStr | None = Field(None, validation_alias=_env("WATTWISE_JWT_SECRET"))
     jwt_issuer: str = Field("wattwise", min_length=1, validation_alias=_env("WATTWISE_JWT_ISSUER"))
@@ -135,6 +161,18 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    def pool_options(self) -> PoolOptions:
+        return PoolOptions(
+            min_size=min(self.db_pool_min_size, self.db_pool_max_size),
+            max_size=self.db_pool_max_size,
+            idle_lifetime=self.db_idle_lifetime,
+            health_check_after=self.db_health_check_after,
+            statement_timeout=self.db_statement_timeout,
+            idle_in_transaction_timeout=self.db_idle_in_transaction_timeout,
+            sslmode=self.db_sslmode,
+            sslrootcert=str(self.db_sslrootcert) if self.db_sslrootcert else None,
+        )
+
     @property
     def production(self) -> bool:
         return self.env == "production"
@@ -192,6 +230,17 @@ def check(settings: Settings, *, needs_secret: bool = True) -> tuple[Settings, l
     except PriceError as exc:
         refusals.append(f"WATTWISE_MODEL_PRICES: {exc}")
 
+    for name, path in (
+        ("WATTWISE_DB_SSLROOTCERT", settings.db_sslrootcert),
+        ("WATTWISE_REDIS_SSL_CA", settings.redis_ssl_ca),
+    ):
+        if path is not None and not path.is_file():
+            refusals.append(f"{name}: no file {path}")
+    if settings.db_sslrootcert is not None and settings.db_sslmode != "verify-full":
+        warnings.append("WATTWISE_DB_SSLROOTCERT is only used with WATTWISE_DB_SSLMODE=verify-full")
+    if settings.db_pool_min_size > settings.db_pool_max_size:
+        warnings.append("WATTWISE_DB_POOL_MIN is above WATTWISE_DB_POOL_MAX; the maximum is used")
+
     if "*" in settings.cors_origins:
         hazards.append("WATTWISE_CORS_ORIGINS allows every origin ('*')")
 
@@ -202,6 +251,12 @@ def check(settings: Settings, *, needs_secret: bool = True) -> tuple[Settings, l
             password = urlsplit(settings.database_url).password
             if password is None or password in _DEFAULT_DB_PASSWORDS:
                 warnings.append("the database password in DATABASE_URL is empty or a default")
+            host = urlsplit(settings.database_url).hostname or ""
+            if settings.db_sslmode != "verify-full" and host not in _LOCAL_HOSTS:
+                warnings.append(
+                    f"WATTWISE_DB_SSLMODE={settings.db_sslmode}: the database server's "
+                    "certificate is not verified (verify-full does)"
+                )
         refusals.extend(hazards)
     else:
         warnings.extend(hazards)

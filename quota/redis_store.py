@@ -412,16 +412,22 @@ class RedisStore:
         return Snapshot(_periods(values[0]), *counters)
 
 
-def connect(url: str, *, max_connections: int = 64, timeout: float = 5.0) -> aioredis.Redis:
+def connect(
+    url: str, *, max_connections: int = 64, timeout: float = 5.0, ssl_ca: str | None = None
+) -> aioredis.Redis:
     """A Redis client whose callers wait (up to `timeout` s) for a free connection when all
     are busy, rather than failing: a burst of turns must queue, not be refused. Connecting
     is bounded here; each round trip is bounded by its caller (RedisStore: one deadline
-    per batch)."""
+    per batch). A rediss:// URL speaks TLS, verifying the server against `ssl_ca` (default:
+    the system's CAs)."""
+    tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca} if ssl_ca and url.startswith("rediss:") else {}
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=timeout,
         socket_connect_timeout=timeout,
         socket_timeout=None,  # not per reply: see above
+        health_check_interval=30,  # a connection idle for 30 s answers PING before use
+        **tls,
     )
     return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it

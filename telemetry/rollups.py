@@ -284,11 +284,17 @@ class Refresher:
 
     async def run_once(self) -> None:
         async with self._pool.acquire() as conn:
-            await refresh_all(conn, cap=self._cap)
-            now = await conn.fetchval("SELECT now()")
-            if self._expired_at is None or now - self._expired_at > timedelta(hours=1):
-                await drop_expired(conn, retention=self._retention, now=now)
-                self._expired_at = now
+            # Maintenance, not a request: a backlog after downtime may take longer than a
+            # request's statement_timeout. RESET brings back the pool's value afterwards.
+            await conn.execute("SET statement_timeout = 0")
+            try:
+                await refresh_all(conn, cap=self._cap)
+                now = await conn.fetchval("SELECT now()")
+                if self._expired_at is None or now - self._expired_at > timedelta(hours=1):
+                    await drop_expired(conn, retention=self._retention, now=now)
+                    self._expired_at = now
+            finally:
+                await conn.execute("RESET statement_timeout")
 
     async def _loop(self) -> None:
         while True:
