@@ -56,8 +56,11 @@ def test_production_requires_a_database_and_warns_on_a_default_password() -> Non
         check(_settings(env="production"))
     _, warnings = check(_settings(env="production", database_url="postgresql://u:postgres@h/d"))
     assert any("password" in w for w in warnings)
-    _, warnings = check(_settings(env="production", database_url="postgresql://u:Xk9!q2@h/d"))
+    good = _settings(env="production", database_url="postgresql://u:Xk9!q2@h/d")
+    _, warnings = check(good.model_copy(update={"db_sslmode": "verify-full"}))
     assert warnings == []
+    _, warnings = check(good)  # a remote database whose certificate nobody checks
+    assert any("WATTWISE_DB_SSLMODE=prefer" in w for w in warnings)
 
 
 def test_quota_values_above_their_maxima_are_clamped_with_a_warning() -> None:
