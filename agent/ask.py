@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from contextlib import aclosing
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from uuid import UUID
 
 from agent.deps import open_deps
@@ -24,6 +24,9 @@ from agent.turn import (
 )
 from quota.core import QuotaRefused
 from telemetry import access
+
+if TYPE_CHECKING:
+    from telemetry.db import Conn
 
 
 async def ask(
@@ -90,17 +93,15 @@ async def ask(
     return None
 
 
-async def _household(
-    conn: object, user: access.User, household: str | None
-) -> access.Visible | str:
+async def _household(conn: Conn, user: access.User, household: str | None) -> access.Visible | str:
     if household is not None:
         try:
             wanted = UUID(household)
         except ValueError:
             return f"{household!r} is not a household id"
-        _, seen = await access.user_with_household(conn, user.id, wanted)  # type: ignore[arg-type]
+        _, seen = await access.user_with_household(conn, user.id, wanted)
         return seen if seen is not None else "no such household visible to this user"
-    options = await access.visible_households(conn, user)  # type: ignore[arg-type]
+    options = await access.visible_households(conn, user)
     if len(options) != 1:
         return f"the user sees {len(options)} households: pass --household"
     return options[0]

@@ -82,6 +82,11 @@ class Deps:
     def __post_init__(self) -> None:
         object.__setattr__(self, "gate", asyncio.Semaphore(self.pool.get_max_size()))
 
+    async def _acquire(self) -> PoolConnectionProxy[asyncpg.Record]:
+        # A coroutine function for tenacity: pool.acquire() returns an awaitable context,
+        # which tenacity would take for a finished synchronous result.
+        return await self.pool.acquire()
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
         """A pooled connection, for one request: 503 `database_busy` when none is free within
@@ -89,38 +94,35 @@ class Deps:
         try:
             async with asyncio.timeout(self.settings.db_acquire_timeout):
                 await self.gate.acquire()
+                try:
+                    retrying = transient_retrying(multiplier=0.02, most=0.2)
+                    conn: PoolConnectionProxy[asyncpg.Record] = await retrying(self._acquire)
+                except BaseException:
+                    self.gate.release()
+                    raise
         except TimeoutError:
-            raise _busy() from None
+            raise Unavailable(
+                "Every database connection is busy; try again in a moment.",
+                code="database_busy",
+            ) from None
         try:
-            try:
-                async with asyncio.timeout(self.settings.db_acquire_timeout):
-                    conn = await _acquire(self.pool)
-            except TimeoutError:
-                raise _busy() from None
-            try:
-                yield conn
-            finally:
-                await self.pool.release(conn)
+            yield conn
         finally:
-            self.gate.release()
+            try:
+                await self.pool.release(conn)
+            finally:
+                self.gate.release()
 
 
-def _busy() -> Unavailable:
-    return Unavailable(
-        "Every database connection is busy; try again in a moment.", code="database_busy"
-    )
-
-
-async def _acquire(pool: asyncpg.Pool) -> PoolConnectionProxy[asyncpg.Record]:
-    async for attempt in AsyncRetrying(
-        stop=stop_after_attempt(3),
-        wait=wait_random_exponential(multiplier=0.02, max=0.2),
+def transient_retrying(*, multiplier: float, most: float, attempts: int = 3) -> AsyncRetrying:
+    """Up to `attempts` tries of work that failed on a TRANSIENT_DB_ERRORS error, with
+    jittered exponential waits of at most `most` seconds; the last error is raised."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=multiplier, max=most),
         retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
         reraise=True,
-    ):
-        with attempt:
-            return await pool.acquire()
-    raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+    )
 
 
 def quota_service(

@@ -11,15 +11,9 @@ from uuid import UUID
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from agent.auth import bearer_token
-from agent.deps import TRANSIENT_DB_ERRORS, Deps
+from agent.deps import Deps, transient_retrying
 from agent.errors import (
     FieldError,
     Forbidden,
@@ -132,15 +126,13 @@ async def principal(request: Request, conn: Any, user_id: UUID) -> access.User:
     return user
 
 
-def authenticated(
-    handler: Handler, *, idempotent: bool = False
-) -> Callable[[Request], Awaitable[Response]]:
+def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Verify the bearer token, load its user (and the household in the path, if any, in the
     same round trip), then call the handler with a connection.
 
-    A read (GET, HEAD) or an `idempotent` write that fails on a transient database error is
-    run again from the start on another connection, at most three times in all, with
-    jittered backoff; other writes are not, since their first try may have committed."""
+    A read (GET, HEAD) that fails on a transient database error is run again from the start
+    on another connection, at most three times in all, with jittered backoff; writes are
+    not, since their first try may have committed."""
 
     async def once(request: Request, user_id: UUID) -> Response:
         async with deps(request).connection() as conn:
@@ -149,16 +141,9 @@ def authenticated(
 
     async def endpoint(request: Request) -> Response:
         user_id = token_user(request)
-        if not (idempotent or request.method in ("GET", "HEAD")):
+        if request.method not in ("GET", "HEAD"):
             return await once(request, user_id)
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(READ_ATTEMPTS),
-            wait=wait_random_exponential(multiplier=0.05, max=0.5),
-            retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
-            reraise=True,
-        ):
-            with attempt:
-                response = await once(request, user_id)
-        return response
+        retrying = transient_retrying(multiplier=0.05, most=0.5, attempts=READ_ATTEMPTS)
+        return await retrying(once, request, user_id)
 
     return endpoint

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import redis.asyncio as aioredis
 
-from bench.service import _free_port, service_process, token
+from bench.service import free_port, service_process, token
 from telemetry.db import connect, scratch_database
 from telemetry.migrate import migrate
 from telemetry.rollups import refresh_all
@@ -50,7 +50,7 @@ def _pct(values: list[float], q: float) -> float:
 
 @asynccontextmanager
 async def fake_model(chunks: int, delay: float) -> AsyncIterator[str]:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

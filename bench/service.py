@@ -25,7 +25,7 @@ def token(user_id: UUID) -> str:
     return issuer.issue(user_id, ttl=timedelta(hours=1))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -69,7 +69,7 @@ async def running_service(dsn: str) -> AsyncIterator[str]:
 @asynccontextmanager
 async def service_process(dsn: str, env: dict[str, str] | None = None) -> AsyncIterator[Service]:
     """Start the service on `dsn` with extra environment `env`; yields its URL and pid."""
-    port = _free_port()
+    port = free_port()
     environment = {
         **os.environ,
         "DATABASE_URL": dsn,

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -67,7 +68,7 @@ class Homes:
     foreign_names: tuple[str, ...]  # the neighbour's device names
 
 
-async def seed(conn: asyncpg.Connection, now: Any = None) -> Homes:
+async def seed(conn: asyncpg.Connection, now: datetime | None = None) -> Homes:
     """The fixture households with their telemetry, rolled up, and the eval user who owns
     `home` and `chatham` (not the neighbour)."""
     fx = fixtures(now)

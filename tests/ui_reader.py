@@ -246,27 +246,15 @@ def read_ui_stream(
     check: bool = True,
 ) -> UIStreamResult:
     """`aread_ui_stream` for a server that is not served by the calling thread's event loop."""
-    config = _config(
-        url,
-        body=body,
-        text=text,
-        messages=messages,
-        headers=headers,
-        method=method,
-        read_timeout=read_timeout,
+    return asyncio.run(
+        aread_ui_stream(
+            url,
+            body=body,
+            text=text,
+            messages=messages,
+            headers=headers,
+            method=method,
+            read_timeout=read_timeout,
+            check=check,
+        )
     )
-    ensure_node_deps()
-    done = subprocess.run(
-        [_tool("node"), str(SCRIPT)],
-        cwd=NODE_DIR,
-        input=config,
-        capture_output=True,
-        timeout=read_timeout + 30,
-        check=False,
-    )
-    try:
-        return _result(done.returncode, done.stdout, done.stderr)
-    except UIStreamError as exc:
-        if check:
-            raise
-        return exc.result

@@ -119,11 +119,7 @@
       return `You have used ${period} assistant allowance. It resets on ${when}.`;
     }
     if (status === 429) {
-      const seconds = Number(headers.get("retry-after")) || error.retry_after || 5;
-      return {
-        text: `You are asking faster than the assistant can answer. Try again in ${seconds} s.`,
-        retryAfter: seconds,
-      };
+      return `You are asking faster than the assistant can answer. Try again in ${retryAfter(headers, body)} s.`;
     }
     if (status === 503) {
       const seconds = Number(headers.get("retry-after"));
@@ -133,6 +129,11 @@
     if (status === 401) return "Your session has ended. Sign in again to keep chatting.";
     if (status === 404) return "This household is not available to your account.";
     return error.message || `The request failed (HTTP ${status}).`;
+  }
+
+  function retryAfter(headers, body) {
+    const error = (body && body.error) || {};
+    return Number(headers.get("retry-after")) || error.retry_after || 5;
   }
 
   class RequestFailed extends Error {
@@ -238,9 +239,8 @@
       }
       if (!response.ok) {
         const data = await response.json().catch(() => null);
-        const said = explain(response.status, data, response.headers);
-        const text = typeof said === "string" ? said : said.text;
-        throw new RequestFailed(response.status, text, said.retryAfter);
+        const wait = response.status === 429 ? retryAfter(response.headers, data) : undefined;
+        throw new RequestFailed(response.status, explain(response.status, data, response.headers), wait);
       }
       return response;
     }

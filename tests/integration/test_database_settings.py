@@ -48,28 +48,34 @@ def opened(settings: Settings, redis_client: aioredis.Redis) -> Opened:
     return open_app
 
 
+@asynccontextmanager
+async def _users_locked(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """Hold an exclusive lock on users: every request reads that table first, so it waits."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            yield conn
+    finally:
+        await conn.close()
+
+
 async def test_every_connection_carries_the_server_side_timeouts(opened: Opened) -> None:
-    async with opened(db_statement_timeout=2.5, db_idle_in_transaction_timeout=7) as (deps, _):
-        conn_context = deps.connection()
-        async with conn_context as conn:
-            assert await conn.fetchval("SHOW statement_timeout") == "2500ms"
-            assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "7s"
+    async with (
+        opened(db_statement_timeout=2.5, db_idle_in_transaction_timeout=7) as (deps, _),
+        deps.connection() as conn,
+    ):
+        assert await conn.fetchval("SHOW statement_timeout") == "2500ms"
+        assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "7s"
 
 
 async def test_a_query_past_the_statement_timeout_is_a_503_timeout(
     opened: Opened, db: Database, make_user: MakeUser
 ) -> None:
     _, headers = await make_user("admin")
-    async with opened(db_statement_timeout=0.3) as (_, client):
-        blocker = await asyncpg.connect(db.dsn)
-        try:
-            async with blocker.transaction():
-                # Every request reads users first: it waits on this lock until cancelled.
-                await blocker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-                async with asyncio.timeout(5):
-                    r = await client.get("/v1/households", headers=headers)
-        finally:
-            await blocker.close()
+    async with opened(db_statement_timeout=0.3) as (_, client), _users_locked(db.dsn):
+        async with asyncio.timeout(5):
+            r = await client.get("/v1/households", headers=headers)
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "timeout"
     assert "0.3 s" in r.json()["error"]["message"]
@@ -107,27 +113,22 @@ async def test_a_read_whose_connection_is_killed_is_retried_on_another(
 ) -> None:
     _, headers = await make_user("admin")
     async with opened(db_pool_max_size=2) as (_, client):
-        admin = await asyncpg.connect(db.dsn)
-        try:
-            async with admin.transaction():
-                await admin.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-                read = asyncio.create_task(client.get("/v1/households", headers=headers))
-                victim = None
-                async with asyncio.timeout(5):
-                    while victim is None:
-                        victim = await admin.fetchval(
-                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                            " AND wait_event_type = 'Lock' AND application_name = 'wattwise'"
-                        )
-                        await asyncio.sleep(0.02)
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", victim)
-            r = await asyncio.wait_for(read, 10)
-        finally:
-            await admin.close()
+        async with _users_locked(db.dsn) as admin:
+            read = asyncio.create_task(client.get("/v1/households", headers=headers))
+            victim = None
+            async with asyncio.timeout(5):
+                while victim is None:
+                    victim = await admin.fetchval(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND application_name = 'wattwise'"
+                    )
+                    await asyncio.sleep(0.02)
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", victim)
+        r = await asyncio.wait_for(read, 10)
     assert r.status_code == 200, r.text
 
 
-async def test_a_server_restart_between_requests_costs_no_request(
+async def test_pooled_connections_killed_between_requests_cost_no_request(
     opened: Opened, db: Database, make_user: MakeUser
 ) -> None:
     _, headers = await make_user("admin")

@@ -7,18 +7,12 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.fakes.server import free_port
 
 
 async def _read_until(stream: asyncio.StreamReader, marker: str, seconds: float) -> str:
@@ -45,7 +39,7 @@ def _postmaster_running(pgdata: Path) -> bool:
 
 
 async def test_the_demo_serves_a_seeded_household_with_a_working_token(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()

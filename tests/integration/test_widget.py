@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -46,7 +45,7 @@ from telemetry.db import create_pool
 from tests.conftest import backend_dsns, redis_url
 from tests.fakes.llm import FakeLLM, Reply, chunk, fake_llm, sse, usage
 from tests.fakes.scripted import INVENTED, scripted_model
-from tests.fakes.server import serving
+from tests.fakes.server import free_port, serving
 from tests.integration.conftest import TEST_SECRET, _create_database, _drop_database, with_database
 
 CHROMIUM = os.environ.get("WATTWISE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -72,13 +71,6 @@ class Demo:
 
     def api(self, path: str) -> str:
         return f"{self.url}/v1/households/{self.household_id}{path}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _lines(
@@ -122,7 +114,7 @@ async def demo(
     name = f"wattwise_widget_{os.getpid()}"
     await _create_database(admin, name)
     dsn = with_database(admin, name)
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
