@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
@@ -31,6 +31,8 @@ MAX_MESSAGES = 20
 MAX_CHARS = 8000
 MAX_BODY_BYTES = 2 * 1024 * 1024
 KEEPALIVE_SECONDS = 15
+# A turn cut at the drain deadline sends its last parts within this much more time.
+DRAIN_MARGIN_SECONDS = 2.0
 
 
 class _Part(BaseModel):
@@ -152,18 +154,35 @@ def new_turn(
     )
 
 
-async def chat(request: Request) -> Response:
-    body = parse(await request.body())
-    turn = await start_turn(request, body)
+def stream_response(
+    turn: Turn, endpoint: str, events: AsyncGenerator[str], **options: Any
+) -> Response:
+    """A turn's stream, counted among the open streams of `endpoint`; kept open through a
+    drain until the turn ends by itself or is cut at the deadline (agent.lifecycle), which
+    sse-starlette must not pre-empt."""
+
+    async def tracked() -> AsyncIterator[str]:
+        with turn.deps.metrics.streams.labels(endpoint).track_inprogress():
+            async with aclosing(events):
+                async for event in events:
+                    yield event
+
     return EventSourceResponse(
-        _events(turn),
-        headers=ui_stream.HEADERS,
+        tracked(),
         ping=KEEPALIVE_SECONDS,
         sep="\n",
+        shutdown_grace_period=turn.deps.lifecycle.grace + DRAIN_MARGIN_SECONDS,
+        **options,
     )
 
 
-async def _events(turn: Turn) -> AsyncIterator[str]:
+async def chat(request: Request) -> Response:
+    body = parse(await request.body())
+    turn = await start_turn(request, body)
+    return stream_response(turn, "chat", _events(turn), headers=ui_stream.HEADERS)
+
+
+async def _events(turn: Turn) -> AsyncGenerator[str]:
     try:
         async with aclosing(turn.events()) as events:
             async for chunk in ui_stream.chunks(events, f"msg-{turn.turn_id}"):

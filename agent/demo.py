@@ -82,12 +82,9 @@ def banner(settings: Settings, home: DemoHome) -> str:
 
 
 def run_demo(settings: Settings, *, days: float) -> None:
-    import uvicorn
-
-    from agent.http import create_app
+    from agent.server import serve
     from agent.widget_routes import DemoPage
 
     home = asyncio.run(prepare(settings, days=days))
     print(banner(settings, home), flush=True)
-    app = create_app(settings=settings, demo=DemoPage(home.household_id, home.token))
-    uvicorn.run(app, host=settings.host, port=settings.port)
+    serve(settings, demo=DemoPage(home.household_id, home.token))

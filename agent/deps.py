@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,10 @@ from tenacity import (
 from agent.auth import TokenIssuer
 from agent.cache import AnswerCache
 from agent.errors import Unavailable
+from agent.lifecycle import Lifecycle
+from agent.live import LiveHub
 from agent.llm import ChatModel
+from agent.metrics import Metrics
 from agent.settings import Settings
 from quota.core import Limits
 from quota.ledger import Ledger
@@ -72,6 +76,9 @@ class Deps:
     redis: aioredis.Redis | None = None
     model: ChatModel | None = None  # None: the offline narrator answers
     answers: AnswerCache = field(default_factory=AnswerCache)
+    metrics: Metrics = field(default_factory=Metrics)
+    lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(grace=20.0))
+    live: LiveHub = field(default_factory=lambda: LiveHub(None, prefix="ww", buffer=32))
     # First come, first served for the pool's connections. asyncpg's pool queue lets a
     # newcomer take a connection just handed to a waiter, which then queues again at the
     # back: under load some requests wait hundreds of milliseconds while most wait none.
@@ -91,6 +98,7 @@ class Deps:
     async def connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
         """A pooled connection, for one request: 503 `database_busy` when none is free within
         the acquire timeout; one that fails its health check is replaced (3 tries at most)."""
+        waited = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.db_acquire_timeout):
                 await self.gate.acquire()
@@ -105,6 +113,7 @@ class Deps:
                 "Every database connection is busy; try again in a moment.",
                 code="database_busy",
             ) from None
+        self.metrics.db_wait_seconds.observe(time.perf_counter() - waited)
         try:
             yield conn
         finally:
@@ -126,7 +135,10 @@ def transient_retrying(*, multiplier: float, most: float, attempts: int = 3) -> 
 
 
 def quota_service(
-    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis | None
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis | None,
+    metrics: Metrics | None = None,
 ) -> QuotaService:
     """Quotas in Redis when it is configured, else in process memory (one process only)."""
     store: RedisStore | MemoryStore = (
@@ -143,13 +155,29 @@ def quota_service(
         lease=timedelta(seconds=settings.reservation_lease_seconds),
     )
     return QuotaService(
-        store, Ledger(pool), prices=parse_prices(settings.model_prices), limits=limits
+        store,
+        Ledger(pool),
+        prices=parse_prices(settings.model_prices),
+        limits=limits,
+        observer=metrics,
     )
 
 
-def build_deps(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis | None) -> Deps:
+def build_deps(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis | None,
+    *,
+    lifecycle: Lifecycle | None = None,
+) -> Deps:
     """Everything a request needs, over an open pool and (optionally) Redis."""
-    quota = quota_service(settings, pool, redis_client)
+    metrics = Metrics(currency=settings.spend_currency)
+    quota = quota_service(settings, pool, redis_client, metrics)
+    lifecycle = lifecycle or Lifecycle(settings.shutdown_grace_seconds)
+    live = LiveHub(
+        redis_client, prefix=settings.quota_prefix, buffer=settings.live_buffer, metrics=metrics
+    )
+    lifecycle.on_drain.append(live.end_all)
     return Deps(
         settings=settings,
         pool=pool,
@@ -157,6 +185,9 @@ def build_deps(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Re
         quota=quota,
         redis=redis_client,
         model=chat_model(settings, quota),
+        metrics=metrics,
+        lifecycle=lifecycle,
+        live=live,
     )
 
 
@@ -214,7 +245,7 @@ async def run_migrations(dsn: str) -> None:
 
 
 @asynccontextmanager
-async def open_deps(settings: Settings) -> AsyncIterator[Deps]:
+async def open_deps(settings: Settings, lifecycle: Lifecycle | None = None) -> AsyncIterator[Deps]:
     """Migrate, open the pool and Redis, and close them again on the way out."""
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL is not set")
@@ -232,10 +263,11 @@ async def open_deps(settings: Settings) -> AsyncIterator[Deps]:
             async for attempt in _retrying():
                 with attempt:
                     await client.ping()
-        deps = build_deps(settings, pool, client)
+        deps = build_deps(settings, pool, client, lifecycle=lifecycle)
         try:
             yield deps
         finally:
+            await deps.live.close()
             if deps.model is not None:
                 await deps.model.client.close()
     finally:

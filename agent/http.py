@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,11 +19,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent import (
     action_routes,
     chat_routes,
+    live_routes,
+    metrics,
     openai_routes,
     requests,
     schemas,
@@ -40,40 +39,17 @@ from agent.errors import (
     Unavailable,
     WattwiseError,
 )
+from agent.lifecycle import Lifecycle
+from agent.observe import Observe
 from agent.settings import Settings
 from quota.core import QuotaRefused
 from telemetry import access, households
 from telemetry.migrate import pending
-from telemetry.rollups import Refresher
+from telemetry.rollups import Refresher, status
 
 log = logging.getLogger("wattwise.http")
 
 READY_TIMEOUT_SECONDS = 2.0
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-class RequestIdMiddleware:
-    """Accept a sane X-Request-ID or make one; expose it to handlers and return it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append(
-                    (b"x-request-id", request_id.encode("latin-1"))
-                )
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 async def me(request: Request, conn: Any, user: access.User) -> Response:
@@ -203,16 +179,31 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready: not draining, the database reachable and migrated, the rollups no further
+    behind than WATTWISE_READY_MAX_ROLLUP_LAG (0: not checked), and Redis reachable if it
+    is configured."""
     deps = requests.deps(request)
     checks: dict[str, str] = {}
-    ready = True
+    ready = not deps.lifecycle.draining.is_set()
+    checks["lifecycle"] = "serving" if ready else "draining"
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS), deps.connection() as conn:
             todo = await pending(conn)
+            rollups = await status(conn)
         checks["database"] = "ok"
         checks["migrations"] = "current" if not todo else f"{len(todo)} pending"
-        ready = not todo
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        ready = ready and not todo
+        bound = deps.settings.ready_max_rollup_lag
+        if rollups.lag is None:
+            checks["rollups"] = "never refreshed"
+            ready = ready and not bound
+        else:
+            behind = bool(bound) and rollups.lag > bound
+            checks["rollups"] = f"{'behind' if behind else 'ok'}: lag {rollups.lag:.0f} s" + (
+                f" (at most {bound:.0f} s)" if bound else ""
+            )
+            ready = ready and not behind
+    except (OSError, TimeoutError, asyncpg.PostgresError, Unavailable) as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         ready = False
     if deps.redis is None:
@@ -287,6 +278,7 @@ def routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
         Route("/v1/me", requests.authenticated(me), methods=["GET"]),
         Route("/v1/usage", requests.authenticated(usage), methods=["GET"]),
         Route("/v1/households", requests.authenticated(list_households), methods=["GET"]),
@@ -297,6 +289,7 @@ def routes() -> list[Route]:
         Route(f"{h}/energy/series", requests.authenticated(telemetry_routes.get_series)),
         Route(f"{h}/top-devices", requests.authenticated(telemetry_routes.get_top_devices)),
         Route(f"{h}/live", requests.authenticated(telemetry_routes.get_live)),
+        Route(f"{h}/live/stream", live_routes.live_stream, methods=["GET"]),
         Route(f"{h}/chat", chat_routes.chat, methods=["POST"]),
         Route(f"{h}/devices", requests.authenticated(create_device), methods=["POST"]),
         Route(f"{h}/members", requests.authenticated(add_member), methods=["POST"]),
@@ -317,9 +310,11 @@ def create_app(
     settings: Settings | None = None,
     deps: Deps | None = None,
     demo: widget_routes.DemoPage | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> Starlette:
-    """An app over ready-made deps (tests), or one that opens its own from settings; with
-    `demo`, it also serves the demo page at `/`."""
+    """An app over ready-made deps (tests), or one that opens its own from settings (with
+    `lifecycle`, the one the server drains on SIGTERM); with `demo`, it also serves the
+    demo page at `/`."""
     if (settings is None) == (deps is None):
         raise ValueError("pass exactly one of settings or deps")
 
@@ -327,11 +322,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if deps is not None:
             app.state.deps = deps
+            deps.lifecycle.bind()
             yield
             return
         assert settings is not None
-        async with open_deps(settings) as opened:
+        async with open_deps(settings, lifecycle) as opened:
             app.state.deps = opened
+            opened.lifecycle.bind()
+            opened.live.start()
             refresher = Refresher(
                 opened.pool,
                 cap=timedelta(seconds=settings.gap_cap_seconds),
@@ -339,10 +337,12 @@ def create_app(
                 interval=settings.refresh_seconds,
             )
             refresher.start()
+            log.info("serving", extra={"event": "started", "port": settings.port})
             try:
                 yield
             finally:
                 await refresher.stop()
+        log.info("shutdown complete", extra={"event": "stopped"})
 
     app = Starlette(
         routes=[*routes(), *widget_routes.routes(demo)],
@@ -367,5 +367,5 @@ def create_app(
             allow_headers=["authorization", "content-type", "x-request-id", "idempotency-key"],
             expose_headers=["x-request-id", "retry-after"],
         )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(Observe)
     return app

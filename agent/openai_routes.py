@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent import chat_routes, requests
-from agent.errors import FieldError, InvalidRequest, NotFound, PayloadTooLarge
+from agent.errors import FieldError, InvalidRequest, NotFound, PayloadTooLarge, Unavailable
 from agent.turn import (
     ActionProposed,
     CommandIssued,
@@ -147,10 +146,10 @@ async def completions(request: Request) -> Response:
     completion_id = f"chatcmpl-{turn.turn_id}"
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        return EventSourceResponse(
+        return chat_routes.stream_response(
+            turn,
+            "completions",
             _stream(turn, completion_id, body.model, include_usage),
-            ping=chat_routes.KEEPALIVE_SECONDS,
-            sep="\n",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
     return JSONResponse(await _whole(turn, completion_id, body.model))
@@ -187,7 +186,7 @@ def _usage(usage: Usage | None) -> dict[str, int]:
 
 async def _stream(
     turn: Turn, completion_id: str, model: str, include_usage: bool
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str]:
     created = int(time.time())
 
     def frame(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -243,6 +242,8 @@ async def _whole(turn: Turn, completion_id: str, model: str) -> dict[str, Any]:
             elif isinstance(event, Usage):
                 usage = event
             elif isinstance(event, Failed):
+                if event.code == "shutting_down":
+                    raise Unavailable(event.message, code=event.code)
                 wattwise["error"] = {"code": event.code, "message": event.message}
             elif (extension := _extension(event)) is not None:
                 wattwise.update(extension)

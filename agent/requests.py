@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agent import logs
 from agent.auth import bearer_token
 from agent.deps import Deps, transient_retrying
 from agent.errors import (
@@ -123,6 +124,10 @@ async def principal(request: Request, conn: Any, user_id: UUID) -> access.User:
     if user is None:
         # Same answer as a bad token: a deleted user's token must not tell it existed.
         raise Unauthorized("The token is not valid.", code="invalid_token")
+    if (context := logs.current.get()) is not None:
+        context.user_id = str(user.id)
+        seen = getattr(request.state, "visible", None)
+        context.household_id = str(seen.household.id) if seen is not None else None
     return user
 
 

@@ -154,6 +154,44 @@ class Settings(BaseSettings):
         "refuse", validation_alias=_env("WATTWISE_OVER_BUDGET")
     )
 
+    # Operations: logs, metrics, readiness, shutdown and the live streams.
+    log_format: Literal["json", "text"] | None = Field(
+        None, validation_alias=_env("WATTWISE_LOG_FORMAT")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("WATTWISE_LOG_LEVEL")
+    )
+    metrics_token: SecretStr | None = Field(None, validation_alias=_env("WATTWISE_METRICS_TOKEN"))
+    ready_max_rollup_lag: float = Field(
+        1800.0, ge=0, allow_inf_nan=False, validation_alias=_env("WATTWISE_READY_MAX_ROLLUP_LAG")
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0,
+        ge=0,
+        le=600,
+        allow_inf_nan=False,
+        validation_alias=_env("WATTWISE_SHUTDOWN_GRACE_SECONDS"),
+    )
+    live_buffer: int = Field(32, ge=1, le=10_000, validation_alias=_env("WATTWISE_LIVE_BUFFER"))
+    live_send_timeout: float = Field(
+        10.0, gt=0, le=600, allow_inf_nan=False, validation_alias=_env("WATTWISE_LIVE_SEND_TIMEOUT")
+    )
+    live_resync_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        validation_alias=_env("WATTWISE_LIVE_RESYNC_SECONDS"),
+    )
+    live_max_streams: int = Field(
+        5000, ge=1, le=1_000_000, validation_alias=_env("WATTWISE_LIVE_MAX_STREAMS")
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -172,6 +210,11 @@ class Settings(BaseSettings):
             sslmode=self.db_sslmode,
             sslrootcert=str(self.db_sslrootcert) if self.db_sslrootcert else None,
         )
+
+    @property
+    def logs_as(self) -> Literal["json", "text"]:
+        """JSON lines, except in the demo (a person reads its terminal)."""
+        return self.log_format or ("text" if self.env == "demo" else "json")
 
     @property
     def production(self) -> bool:
@@ -257,6 +300,11 @@ def check(settings: Settings, *, needs_secret: bool = True) -> tuple[Settings, l
                     f"WATTWISE_DB_SSLMODE={settings.db_sslmode}: the database server's "
                     "certificate is not verified (verify-full does)"
                 )
+        if settings.metrics_token is None:
+            warnings.append(
+                "GET /metrics answers anyone who reaches the service; set "
+                "WATTWISE_METRICS_TOKEN or keep the port private"
+            )
         refusals.extend(hazards)
     else:
         warnings.extend(hazards)

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from agent import requests
 from agent.cache import OPEN_WINDOW_SECONDS
 from agent.errors import FieldError, Forbidden, InvalidRequest, PayloadTooLarge, Unavailable
-from telemetry import access, households, ingest, queries, windows
+from telemetry import access, households, ingest, live, queries, windows
 from telemetry.windows import Window
 
 NDJSON = "application/x-ndjson"
@@ -76,7 +76,8 @@ async def post_telemetry(request: Request, conn: Any, user: access.User) -> Resp
             f"A telemetry request may carry at most {ingest.MAX_READINGS} readings; this one has "
             f"{len(items)}. Split the batch. Nothing was stored."
         )
-    settings = requests.deps(request).settings
+    deps = requests.deps(request)
+    settings = deps.settings
     policy = ingest.Policy(
         now=datetime.now(UTC),
         cap=timedelta(seconds=settings.gap_cap_seconds),
@@ -90,6 +91,9 @@ async def post_telemetry(request: Request, conn: Any, user: access.User) -> Resp
             "Resend the same batch: resending is safe.",
             code="database_unavailable",
         ) from exc
+    # Committed: the live streams may hear of it now. publish() never waits.
+    deps.live.publish(result.latest)
+    deps.metrics.ingested(result)
     return JSONResponse(result.public())
 
 
@@ -207,4 +211,4 @@ async def get_top_devices(request: Request, conn: Any, user: access.User) -> Res
 async def get_live(request: Request, conn: Any, user: access.User) -> Response:
     seen = await requests.readable(conn, user, request, "energy.live")
     now = datetime.now(UTC)
-    return JSONResponse(await queries.live(conn, seen.household, now=now, cap=_cap(request)))
+    return JSONResponse(await live.snapshot(conn, seen.household, now=now, cap=_cap(request)))

@@ -20,9 +20,11 @@ and commands come only from a stored proposal the person confirmed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from zoneinfo import ZoneInfo
 import openai
 from pydantic import BaseModel
 
-from agent import actions, narrator
+from agent import actions, logs, narrator
 from agent.deps import Deps
 from agent.errors import WattwiseError
 from agent.llm import RoundEnd, TextDelta
@@ -278,6 +280,7 @@ class Turn:
         self.reservation: Reservation | None = None
         self.ledger = _Ledger()
         self._narrated: list[str] | None = None
+        self.started = time.perf_counter()
 
     @property
     def text(self) -> str:
@@ -357,8 +360,67 @@ class Turn:
     # -- the answer --------------------------------------------------------------------
 
     async def events(self) -> AsyncGenerator[TurnEvent]:
+        """The answer's events. A turn still running when the drain deadline passes is cut
+        where it waits (its model request closed, its quota settled) and ends with Failed
+        `shutting_down`. On every way out, the turn's reservation is closed and the turn
+        is logged and counted once."""
         assert self.route is not None, "prepare() first"
+        first_text: float | None = None
+        outcome = "cancelled"  # unless it ends by itself
+        lifecycle = self.deps.lifecycle
+        try:
+            async with aclosing(lifecycle.bounded(self._answer(), _farewell)) as answer:
+                async for event in answer:
+                    if first_text is None and isinstance(event, Text):
+                        first_text = time.perf_counter()
+                    if isinstance(event, Failed):
+                        outcome = event.code
+                    yield event
+            if outcome == "cancelled":
+                outcome = "ok"
+        finally:
+            if self.reservation is not None and not self.reservation.closed:
+                # The answer ended before its first round took the reservation over.
+                await asyncio.shield(self.deps.quota.release(self.reservation))
+            self._observe(outcome, first_text)
+
+    def _observe(self, outcome: str, first_text: float | None) -> None:
+        assert self.route is not None
+        ended = time.perf_counter()
+        branch, mode = self.route.branch, self.mode
+        metrics = self.deps.metrics
+        metrics.turns.labels(branch, mode, outcome).inc()
+        metrics.turn_seconds.labels(branch, mode).observe(ended - self.started)
+        if first_text is not None:
+            metrics.first_text_seconds.labels(branch, mode).observe(first_text - self.started)
+        model = self.deps.model
+        facts: dict[str, Any] = {
+            "event": "turn",
+            "turn_id": self.turn_id,
+            "user_id": str(self.user.id),
+            "household_id": str(self.household.id),
+            "branch": branch,
+            "rule": self.route.rule,
+            "mode": mode,
+            "outcome": outcome,
+            "degraded": self.degraded,
+            "model": model.model if model is not None and mode == "model" else None,
+            "prompt_tokens": self.ledger.prompt_tokens,
+            "completion_tokens": self.ledger.completion_tokens,
+            "cost": self.ledger.cost_micro / 1_000_000,
+            "currency": self.deps.settings.spend_currency,
+            "first_text_ms": (
+                round((first_text - self.started) * 1000, 1) if first_text is not None else None
+            ),
+            "duration_ms": round((ended - self.started) * 1000, 1),
+        }
+        if logs.debug_enabled():
+            facts["text"] = self.text  # message bodies only with debug on
+        log.info("turn %s: %s/%s %s", self.turn_id, branch, mode, outcome, extra=facts)
+
+    async def _answer(self) -> AsyncGenerator[TurnEvent]:
         r = self.route
+        assert r is not None
         yield RouteInfo(r, self.window)
         self.ledger.known += [s.value for s in stated(self.text)]
         if self.mode == "model":
@@ -784,6 +846,13 @@ def _closest(sentence: str, wrong: tuple[Stated, ...], candidates: list[str]) ->
         if best is None or score > best[0]:
             best = (score, candidate)
     return best[1] if best else None
+
+
+def _farewell() -> Failed:
+    return Failed(
+        "shutting_down",
+        "The service is restarting and stopped this answer; ask again in a moment.",
+    )
 
 
 def _narrator_branch(tool: str) -> Branch:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 
-from bench.service import running_service, token
+from bench.service import percentile, running_service, token
 from telemetry import access, households, queries
 from telemetry.db import connect
 from telemetry.energy import INTERVALS_SQL
@@ -176,7 +176,7 @@ async def naive_loaded(
                     return
 
         await asyncio.gather(*(client(c, n) for n, c in enumerate(conns)))
-        return _pct(latencies, 0.50), _pct(latencies, 0.95)
+        return percentile(latencies, 0.50), percentile(latencies, 0.95)
     finally:
         for conn in conns:
             await conn.close()
@@ -254,11 +254,6 @@ def wrk(
     return p50, p95, rate
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def dataset(
     households: int = 10, devices: int = 20, days: int = 90, *, rebuild: bool = False
 ) -> str:
@@ -313,9 +308,9 @@ async def main_async(args: argparse.Namespace) -> None:
                 single, _, _ = wrk(url, bearer, homes, window, 1, 3)
                 p50, p95, rate = wrk(url, bearer, homes, window, args.clients, args.seconds)
             else:
-                single = _pct(await load(url, bearer, homes, window, 1, 3), 0.50)
+                single = percentile(await load(url, bearer, homes, window, 1, 3), 0.50)
                 latencies = await load(url, bearer, homes, window, args.clients, args.seconds)
-                p50, p95 = _pct(latencies, 0.50), _pct(latencies, 0.95)
+                p50, p95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
                 rate = len(latencies) / args.seconds
             naive_ms = baseline[window] * 1000
             print(

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import redis.asyncio as aioredis
 
-from bench.service import free_port, service_process, token
+from bench.service import free_port, percentile, service_process, token
 from telemetry.db import connect, scratch_database
 from telemetry.migrate import migrate
 from telemetry.rollups import refresh_all
@@ -41,11 +41,6 @@ from telemetry.seed import seed_demo
 
 QUESTION = "how much energy did I use today?"
 PRICES = '{"bench-model": {"input": 0.15, "output": 0.6, "max_tokens": 512}}'
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @asynccontextmanager
@@ -175,8 +170,8 @@ async def overhead(dsn: str, household: uuid.UUID, users: list[uuid.UUID], turns
                 ours.append(seconds * 1000)
                 theirs.append(await baseline(client, model_url) * 1000)
         await _forget(prefix)
-    p50, p95 = _pct(ours, 0.5), _pct(ours, 0.95)
-    b50, b95 = _pct(theirs, 0.5), _pct(theirs, 0.95)
+    p50, p95 = percentile(ours, 0.5), percentile(ours, 0.95)
+    b50, b95 = percentile(theirs, 0.5), percentile(theirs, 0.95)
     print(f"time to first text, {turns} turns one at a time (ms):")
     print(f"  wattwise chat:        p50 {p50:6.2f}  p95 {p95:6.2f}  (target p95 <= 25)")
     print(f"  the fake model alone: p50 {b50:6.2f}  p95 {b95:6.2f}")
@@ -222,7 +217,7 @@ async def streams(
     print(f"{count} concurrent streams, each answered over {seconds:g} s by the model:")
     print(f"  completed without error: {count - len(failed)} of {count} in {elapsed:.1f} s")
     if firsts:
-        p50, p95 = _pct(firsts, 0.5), _pct(firsts, 0.95)
+        p50, p95 = percentile(firsts, 0.5), percentile(firsts, 0.95)
         print(f"  time to first text under this load: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
     print(
         f"  service memory: {idle / 2**20:.1f} MiB idle, {peak / 2**20:.1f} MiB at the peak: "

@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.analytics import CAP, dataset
 from context.builder import PERIODS, build_context
-from telemetry import households, queries, windows
+from telemetry import households, live, queries, windows
 from telemetry.db import create_pool
 
 
@@ -60,7 +60,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     for _, period in PERIODS:
                         window = windows.resolve(period, timezone=home.timezone, now=now)
                         await queries.energy_report(conn, home, window, now=now, cap=CAP)
-                    await queries.live(conn, home, now=now, cap=CAP)
+                    await live.snapshot(conn, home, now=now, cap=CAP)
                 baseline = time.perf_counter() - started
                 if round_:  # the first round prepares every connection's statements
                     built.append(took)

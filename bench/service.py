@@ -25,6 +25,12 @@ def token(user_id: UUID) -> str:
     return issuer.issue(user_id, ttl=timedelta(hours=1))
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The value below which a share `q` of `values` lies (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from quota.prices import estimate_tokens
-from telemetry import queries, windows
+from telemetry import live, queries, windows
 from telemetry.households import Household
 
 DEFAULT_BUDGET_TOKENS = 1200
@@ -141,11 +141,11 @@ async def build_context(
 
     `connect` lends a connection; the periods are computed concurrently on several."""
 
-    async def live() -> dict[str, Any]:
+    async def power_now() -> dict[str, Any]:
         async with connect() as conn:
-            return await queries.live(conn, household, now=now, cap=cap)
+            return await live.snapshot(conn, household, now=now, cap=cap)
 
-    live_task = asyncio.ensure_future(live())
+    live_task = asyncio.ensure_future(power_now())
     wins = [windows.resolve(name, timezone=household.timezone, now=now) for _, name in PERIODS]
     reports = await queries.energy_reports(connect, household, wins, now=now, cap=cap)
     live_now = await live_task

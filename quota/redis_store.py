@@ -28,6 +28,12 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.commands.core import AsyncScript as Script
 from redis.exceptions import NoScriptError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from quota.core import (
     GRACE,
@@ -46,6 +52,8 @@ from quota.core import (
     Throttled,
     counter_keys,
 )
+
+READ_ATTEMPTS = 3
 
 _CIVIL = """
 local function civil(days)
@@ -404,7 +412,16 @@ class RedisStore:
         return bool(done)
 
     async def snapshot(self, *, user: UUID) -> Snapshot:
-        reply = await self._run(self._snapshot, [], [self.prefix, str(user)])
+        """The user's counters. A read: a dropped connection is tried again (three tries,
+        jittered), where reserve and settle, which write, are not."""
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(READ_ATTEMPTS),
+            wait=wait_random_exponential(multiplier=0.02, max=0.2),
+            retry=retry_if_exception_type(QuotaUnavailable),
+            reraise=True,
+        ):
+            with attempt:
+                reply = await self._run(self._snapshot, [], [self.prefix, str(user)])
         values = [_text(v) for v in reply]
         counters = [
             Counter(int(values[i]), int(values[i + 1]), values[i + 2] == "1") for i in (2, 5, 8)

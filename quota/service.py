@@ -26,6 +26,7 @@ from quota.core import (
     OverLimit,
     Periods,
     QuotaExceeded,
+    QuotaRefused,
     QuotaUnavailable,
     RateLimited,
     Reservation,
@@ -36,7 +37,7 @@ from quota.core import (
     Throttled,
 )
 from quota.ledger import Entry, Ledger
-from quota.prices import Prices, UnpricedModel
+from quota.prices import ModelPrice, Prices, UnpricedModel
 
 
 class Store(Protocol):
@@ -59,6 +60,27 @@ class Store(Protocol):
     async def snapshot(self, *, user: UUID) -> Snapshot: ...
 
 
+class QuotaObserver(Protocol):
+    """Told of every settlement and every refusal (the service's metrics)."""
+
+    def settled(
+        self, *, model: str, prompt_tokens: int, completion_tokens: int, cost_micro: int
+    ) -> None: ...
+
+    def refused(self, reason: str) -> None: ...
+
+
+def refusal_reason(exc: QuotaRefused) -> str:
+    """daily, monthly, spend_cap, rate_limited, unavailable or unpriced_model."""
+    if isinstance(exc, QuotaExceeded):
+        return exc.limit
+    return {
+        RateLimited: "rate_limited",
+        QuotaUnavailable: "unavailable",
+        ModelNotPriced: "unpriced_model",
+    }.get(type(exc), exc.code)
+
+
 @dataclass(frozen=True)
 class Remaining:
     used: int
@@ -77,11 +99,20 @@ class Remaining:
 
 
 class QuotaService:
-    def __init__(self, store: Store, ledger: Ledger, *, prices: Prices, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ledger: Ledger,
+        *,
+        prices: Prices,
+        limits: Limits,
+        observer: QuotaObserver | None = None,
+    ) -> None:
         self.store = store
         self.ledger = ledger
         self.prices = prices
         self.limits = limits
+        self.observer = observer
 
     async def _load(self, user: UUID, need: NeedsLoad) -> None:
         for scope in need.missing:
@@ -93,6 +124,12 @@ class QuotaService:
                 used = await self.ledger.month_spend(need.periods.month)
             await self.store.load(user=user, periods=need.periods, scope=scope, used=used)
 
+    def _price(self, model: str) -> ModelPrice:
+        try:
+            return self.prices.of(model)
+        except UnpricedModel:
+            raise ModelNotPriced(model) from None
+
     async def reserve(
         self,
         *,
@@ -103,42 +140,46 @@ class QuotaService:
         max_tokens: int | None = None,
         turn_id: str | None = None,
     ) -> Reservation:
+        """The call's worst case, held against every budget; QuotaRefused (and nothing held)
+        when any budget would be exceeded."""
         try:
-            price = self.prices.of(model)
-        except UnpricedModel:
-            raise ModelNotPriced(model) from None
-        completion = self.prices.clamp(model, max_tokens)
-        tokens = prompt_tokens + completion
-        cost = price.cost_micro(prompt_tokens, completion)
-        rid = secrets.token_hex(12)
-        for _ in range(3):  # a load, then the reservation; a period may roll over between
-            outcome = await self.store.reserve(
-                user=user_id, rid=rid, tokens=tokens, cost=cost, limits=self.limits
-            )
-            if isinstance(outcome, NeedsLoad):
-                try:
-                    await self._load(user_id, outcome)
-                except (OSError, asyncpg.PostgresError) as exc:
-                    raise QuotaUnavailable(f"the usage ledger cannot be read: {exc}") from exc
-                continue
-            if isinstance(outcome, OverLimit):
-                raise QuotaExceeded(outcome.limit, outcome.periods.resets_at(outcome.limit))
-            if isinstance(outcome, Throttled):
-                raise RateLimited(outcome.retry_after_ms)
-            return Reservation(
-                id=rid,
-                user_id=user_id,
-                household_id=household_id,
-                model=model,
-                prompt_tokens=prompt_tokens,
-                max_tokens=completion,
-                tokens=tokens,
-                cost_micro=cost,
-                periods=outcome.periods,
-                keys=outcome.keys,
-                turn_id=turn_id,
-            )
-        raise QuotaUnavailable("the counters could not be rebuilt")
+            price = self._price(model)
+            completion = self.prices.clamp(model, max_tokens)
+            tokens = prompt_tokens + completion
+            cost = price.cost_micro(prompt_tokens, completion)
+            rid = secrets.token_hex(12)
+            for _ in range(3):  # a load, then the reservation; a period may roll over between
+                outcome = await self.store.reserve(
+                    user=user_id, rid=rid, tokens=tokens, cost=cost, limits=self.limits
+                )
+                if isinstance(outcome, NeedsLoad):
+                    try:
+                        await self._load(user_id, outcome)
+                    except (OSError, asyncpg.PostgresError) as exc:
+                        raise QuotaUnavailable(f"the usage ledger cannot be read: {exc}") from exc
+                    continue
+                if isinstance(outcome, OverLimit):
+                    raise QuotaExceeded(outcome.limit, outcome.periods.resets_at(outcome.limit))
+                if isinstance(outcome, Throttled):
+                    raise RateLimited(outcome.retry_after_ms)
+                return Reservation(
+                    id=rid,
+                    user_id=user_id,
+                    household_id=household_id,
+                    model=model,
+                    prompt_tokens=prompt_tokens,
+                    max_tokens=completion,
+                    tokens=tokens,
+                    cost_micro=cost,
+                    periods=outcome.periods,
+                    keys=outcome.keys,
+                    turn_id=turn_id,
+                )
+            raise QuotaUnavailable("the counters could not be rebuilt")
+        except QuotaRefused as exc:
+            if self.observer is not None:
+                self.observer.refused(refusal_reason(exc))
+            raise
 
     async def settle(
         self,
@@ -175,6 +216,13 @@ class QuotaService:
             )
         )
         await self._close(reservation, settlement.tokens, settlement.cost_micro)
+        if self.observer is not None:
+            self.observer.settled(
+                model=reservation.model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost_micro=settlement.cost_micro,
+            )
         return settlement
 
     async def _close(self, reservation: Reservation, tokens: int, cost: int) -> None:

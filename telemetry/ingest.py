@@ -76,17 +76,22 @@ SELECT b.idx, r.watts
 # readings may commit first). Bounded below by the batch's earliest reading, so a probe
 # never walks into old chunks.
 _LATEST_SQL = """
-INSERT INTO device_latest (device_id, ts, watts)
-SELECT d.id, n.ts, n.watts
-  FROM unnest($1::uuid[]) AS d(id)
- CROSS JOIN LATERAL (
-       SELECT r.ts, r.watts FROM readings r
-        WHERE r.device_id = d.id AND r.ts >= $2
-        ORDER BY r.ts DESC LIMIT 1
-       ) n
-ON CONFLICT (device_id) DO UPDATE
-   SET ts = EXCLUDED.ts, watts = EXCLUDED.watts, updated_at = now()
- WHERE device_latest.ts < EXCLUDED.ts
+WITH moved AS (
+    INSERT INTO device_latest (device_id, ts, watts)
+    SELECT d.id, n.ts, n.watts
+      FROM unnest($1::uuid[]) AS d(id)
+     CROSS JOIN LATERAL (
+           SELECT r.ts, r.watts FROM readings r
+            WHERE r.device_id = d.id AND r.ts >= $2
+            ORDER BY r.ts DESC LIMIT 1
+           ) n
+    ON CONFLICT (device_id) DO UPDATE
+       SET ts = EXCLUDED.ts, watts = EXCLUDED.watts, updated_at = now()
+     WHERE device_latest.ts < EXCLUDED.ts
+    RETURNING device_id, ts, watts
+)
+SELECT d.household_id, m.device_id, m.ts, m.watts
+  FROM moved m JOIN devices d ON d.id = m.device_id
 """
 
 _VERSION_SQL = """
@@ -131,6 +136,8 @@ class IngestResult:
     accepted: int
     duplicates: int
     rejected: tuple[Rejection, ...]
+    # Devices whose latest reading this batch moved forward, for the live streams.
+    latest: tuple[Latest, ...] = ()
 
     def public(self) -> dict[str, Any]:
         return {
@@ -148,6 +155,14 @@ class Policy:
 
 
 Record = tuple[UUID, datetime, float]
+
+
+@dataclass(frozen=True)
+class Latest:
+    household_id: UUID
+    device_id: UUID
+    ts: datetime
+    watts: float
 
 
 @dataclass
@@ -435,14 +450,15 @@ async def record_stored(
     devices: list[UUID],
     since: datetime,
     dirty: tuple[list[UUID], list[datetime], list[datetime]],
-) -> None:
+) -> list[Latest]:
     """What follows storing new readings of `devices`, none older than `since`, in the same
     transaction: the hot table moves forward to each device's newest reading (never back),
     the rollup ranges they touch are marked dirty, and their households' data version
-    changes, so no cached answer outlives them."""
-    await conn.execute(_LATEST_SQL, devices, since)
+    changes, so no cached answer outlives them. Returns the latest readings that moved."""
+    moved = await conn.fetch(_LATEST_SQL, devices, since)
     await conn.execute(_DIRTY_SQL, *dirty)
     await conn.execute(_VERSION_SQL, devices)
+    return [Latest(r["household_id"], r["device_id"], r["ts"], r["watts"]) for r in moved]
 
 
 async def store(
@@ -468,10 +484,13 @@ async def store(
             rows = await conn.fetch(_CONFLICTS_SQL, *_columns(records), indexes)
             by_index = dict(zip(indexes, records, strict=True))
             conflicts = [(r["idx"], by_index[r["idx"]], r["watts"]) for r in rows]
+        latest: list[Latest] = []
         if inserted:
             stamps = _stamps_by_device(devices, checked)
             since = min(ts[0] for ts in stamps.values())
-            await record_stored(conn, list(stamps), since, _dirty_ranges(stamps, policy.cap))
+            latest = await record_stored(
+                conn, list(stamps), since, _dirty_ranges(stamps, policy.cap)
+            )
         duplicates = good - inserted - len(conflicts)
         for index, (device_id, ts, watts), stored_watts in conflicts:
             rejected.append(
@@ -492,4 +511,6 @@ async def store(
                 [k.code for k in kept],
             )
     rejected.sort(key=lambda r: r.index)
-    return IngestResult(accepted=inserted, duplicates=duplicates, rejected=tuple(rejected))
+    return IngestResult(
+        accepted=inserted, duplicates=duplicates, rejected=tuple(rejected), latest=tuple(latest)
+    )

@@ -264,6 +264,35 @@ async def drop_expired(conn: Conn, *, retention: timedelta, now: datetime) -> in
     return removed
 
 
+# Ranges counted at most: a status probe must stay cheap after a large backfill.
+MAX_DIRTY_COUNTED = 100_000
+
+_STATUS_SQL = f"""
+SELECT CASE WHEN isfinite(rolled_until)
+            THEN extract(epoch FROM now() - rolled_until)::float8 END AS lag,
+       extract(epoch FROM now() - refreshed_at)::float8 AS refresh_age,
+       (SELECT count(*) FROM (SELECT 1 FROM rollup_dirty LIMIT {MAX_DIRTY_COUNTED}) d) AS dirty
+  FROM rollup_state
+"""
+
+
+@dataclass(frozen=True)
+class RollupStatus:
+    """How far the rollups are behind: `lag` is the age of the newest rolled-up bucket's
+    end (None before the first refresh), `refresh_age` the time since the last refresh,
+    `dirty` the ranges waiting (at most MAX_DIRTY_COUNTED)."""
+
+    lag: float | None
+    refresh_age: float | None
+    dirty: int
+
+
+async def status(conn: Conn) -> RollupStatus:
+    row = await conn.fetchrow(_STATUS_SQL)
+    assert row is not None
+    return RollupStatus(row["lag"], row["refresh_age"], row["dirty"])
+
+
 class Refresher:
     """The background task of a service process: refresh every `interval` seconds."""
 

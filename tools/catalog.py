@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telemetry import live as live_power
 from telemetry import queries, windows
 from telemetry.households import Device
 from telemetry.kinds import DeviceKind
@@ -400,7 +401,7 @@ async def solar_summary(ctx: ToolContext, args: WindowOnly) -> SolarSummary:
 
 
 async def live_status(ctx: ToolContext, args: NoArgs) -> LiveStatus:
-    live = await queries.live(ctx.conn, ctx.household, now=ctx.now, cap=ctx.cap)
+    live = await live_power.snapshot(ctx.conn, ctx.household, now=ctx.now, cap=ctx.cap)
     devices = sorted(live["devices"], key=lambda d: (-(d["watts"] or 0.0), d["name"].lower()))
     fresh = live["fresh_as_of"]
     return LiveStatus(
@@ -476,7 +477,7 @@ async def propose_device_action(ctx: ToolContext, args: ProposeArgs) -> Proposal
     """Checks a change and returns it as a proposal; it never executes anything."""
     device = device_named(ctx, args.device_name)
     value = validate_proposal(device, args.op, args.value)
-    live = await queries.live(ctx.conn, ctx.household, now=ctx.now, cap=ctx.cap)
+    live = await live_power.snapshot(ctx.conn, ctx.household, now=ctx.now, cap=ctx.cap)
     fresh = live["fresh_as_of"]
     return Proposal(
         fresh_as_of=datetime.fromisoformat(fresh) if fresh else None,

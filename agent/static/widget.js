@@ -15,6 +15,9 @@
  * verification from data-verification, proposals from data-action (Confirm and Cancel
  * call the action endpoints with an Idempotency-Key), and, for an answer about a window,
  * a sparkline of /energy/series and bars of /top-devices drawn as plain SVG and HTML.
+ * The header shows the household's power now, from GET /live/stream (Server-Sent Events,
+ * read with fetch so the token travels in a header); it reconnects after the stream ends
+ * and rests while the page is hidden. `data-live="off"` (or {live: false}) leaves it out.
  * Every text the server or the model wrote goes into the page as text, never as markup.
  */
 (() => {
@@ -26,6 +29,7 @@
   const POLL_FOR_MS = 10 * 60 * 1000;
   const SVG = "http://www.w3.org/2000/svg";
   const ENDED = new Set(["acknowledged", "failed", "cancelled", "expired"]);
+  const LIVE_RETRY_MS = [1000, 2000, 5000, 10000, 30000]; // then every 30 s
   let mounted = 0;
 
   function el(tag, className, text) {
@@ -45,6 +49,33 @@
     // crypto.randomUUID needs a secure context; getRandomValues does not.
     const bytes = crypto.getRandomValues(new Uint8Array(16));
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function power(watts) {
+    return Math.abs(watts) < 1000 ? `${Math.round(watts)} W` : `${(watts / 1000).toFixed(2)} kW`;
+  }
+
+  /* The events of a Server-Sent Events body, as {event, data}, as they arrive. */
+  async function* events(stream) {
+    const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+        }
+        if (data.length) yield { event, data: data.join("\n") };
+      }
+    }
   }
 
   function kwh(value) {
@@ -161,6 +192,10 @@
       this.cards = new Map();
       this.number = ++mounted;
       this.build(root, options.title || "Energy assistant");
+      if (options.live !== false) {
+        this.live = new Live(this, this.liveLine);
+        this.live.start();
+      }
     }
 
     build(root, title) {
@@ -170,7 +205,9 @@
       const head = el("header", "ww-head");
       const heading = el("h2", "ww-title", title);
       heading.id = `${id}-title`;
-      head.append(heading);
+      this.liveLine = el("p", "ww-live");
+      this.liveLine.hidden = true;
+      head.append(heading, this.liveLine);
       this.log = el("div", "ww-log");
       this.log.setAttribute("role", "log");
       this.log.setAttribute("aria-live", "polite");
@@ -322,6 +359,87 @@
     }
   }
 
+  /* The household's power now, in the header, from the live stream. */
+  class Live {
+    constructor(widget, node) {
+      this.widget = widget;
+      this.node = node;
+      this.controller = null;
+      this.failures = 0;
+      this.timer = null;
+      this.given = false; // a refusal (401, 403, 404) ends it for good
+      document.addEventListener("visibilitychange", () => {
+        if (document.hidden) this.pause();
+        else this.start();
+      });
+    }
+
+    start() {
+      if (this.controller || this.given || document.hidden) return;
+      clearTimeout(this.timer);
+      const controller = new AbortController();
+      this.controller = controller;
+      this.run(controller.signal).finally(() => {
+        if (this.controller === controller) this.controller = null;
+        if (!controller.signal.aborted && !this.given) this.later();
+      });
+    }
+
+    pause() {
+      clearTimeout(this.timer);
+      if (this.controller) this.controller.abort();
+      this.controller = null;
+    }
+
+    later() {
+      const wait = LIVE_RETRY_MS[Math.min(this.failures, LIVE_RETRY_MS.length - 1)];
+      this.failures += 1;
+      this.timer = setTimeout(() => this.start(), wait);
+    }
+
+    async run(signal) {
+      const path = `/v1/households/${encodeURIComponent(this.widget.household)}/live/stream`;
+      try {
+        const response = await this.widget.request("GET", path, {}, signal);
+        for await (const { event, data } of events(response.body)) {
+          if (event === "live") {
+            this.show(JSON.parse(data));
+            this.failures = 0;
+          } else if (event === "end" && JSON.parse(data).code === "access_revoked") {
+            this.give();
+          }
+        }
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        if (error instanceof RequestFailed && [401, 403, 404].includes(error.status)) this.give();
+      }
+    }
+
+    give() {
+      this.given = true;
+      this.node.hidden = true;
+    }
+
+    show(state) {
+      const kinds = new Set(state.devices.map((d) => d.kind));
+      const parts = [`Now ${power(state.house_load_watts)} in use`];
+      if (kinds.has("solar")) parts.push(`solar ${power(state.solar_watts)}`);
+      if (kinds.has("grid")) {
+        parts.push(
+          state.grid_export_watts > 0
+            ? `${power(state.grid_export_watts)} to the grid`
+            : `${power(state.grid_import_watts)} from the grid`,
+        );
+      }
+      this.node.textContent = parts.join(" · ");
+      this.node.title = state.fresh_as_of
+        ? `As of ${new Date(state.fresh_as_of).toLocaleTimeString()}`
+        : "No readings yet";
+      this.node.dataset.houseLoadWatts = String(state.house_load_watts);
+      this.node.hidden = false;
+    }
+  }
+
   /* One assistant message, built from the stream's chunks as they arrive. */
   class Answer {
     constructor(widget, node) {
@@ -338,23 +456,8 @@
     }
 
     async read(stream) {
-      const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value.replace(/\r\n?/g, "\n");
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const event = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = event
-            .split("\n")
-            .filter((line) => line.startsWith("data:"))
-            .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5))
-            .join("\n");
-          if (data && data !== "[DONE]") this.chunk(JSON.parse(data));
-        }
+      for await (const { data } of events(stream)) {
+        if (data !== "[DONE]") this.chunk(JSON.parse(data));
       }
     }
 
@@ -691,7 +794,7 @@
 
   if (SCRIPT) {
     if (SCRIPT.dataset.css !== "none") stylesheet(SCRIPT.src);
-    const { household, tokenProvider, target } = SCRIPT.dataset;
+    const { household, tokenProvider, target, live } = SCRIPT.dataset;
     if (household && tokenProvider) {
       const start = () => {
         let root = target ? document.querySelector(target) : null;
@@ -702,6 +805,7 @@
         mount(root, {
           url: SCRIPT.dataset.url,
           household,
+          live: live !== "off",
           getToken: () => {
             const provider = window[tokenProvider];
             if (typeof provider !== "function") {

@@ -21,6 +21,9 @@ from starlette.routing import Route
 
 from tests.fakes.server import serving
 
+# The fake model's prices, per million tokens, for settings that name "fake-model".
+FAKE_PRICES = '{"fake-model": {"input": 1, "output": 2, "max_tokens": 300}}'
+
 
 def sse(*chunks: dict[str, Any]) -> list[bytes]:
     """The events of a streamed completion, then [DONE]."""
@@ -50,6 +53,18 @@ def usage(prompt: int, completion: int) -> dict[str, Any]:
             "total_tokens": prompt + completion,
         },
     }
+
+
+def says(*sentences: str, prompt: int = 120, completion: int = 30, delay: float = 0.0) -> Reply:
+    """A round in which the model answers with these text deltas, then its usage."""
+    return Reply(
+        sse(
+            *(chunk({"content": s}) for s in sentences),
+            chunk({}, "stop"),
+            usage(prompt, completion),
+        ),
+        delay=delay,
+    )
 
 
 @dataclass

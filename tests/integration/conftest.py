@@ -157,8 +157,12 @@ def settings(db: Database) -> Settings:
 
 
 @pytest.fixture
-def deps(settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> Deps:
-    return build_deps(settings, pool, redis_client)
+async def deps(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> AsyncIterator[Deps]:
+    built = build_deps(settings, pool, redis_client)
+    yield built
+    await built.live.close()
 
 
 @pytest.fixture

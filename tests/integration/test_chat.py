@@ -11,7 +11,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -23,14 +22,12 @@ from agent.deps import Deps, build_deps
 from agent.http import create_app
 from agent.settings import Settings
 from telemetry import access
-from telemetry.rollups import refresh_all
-from telemetry.seed import seed_household
-from telemetry.synthetic import demo_household
 from telemetry.tariff import Tariff
-from tests.fakes.llm import FakeLLM, Reply, chunk, fake_llm, sse
+from tests.fakes.llm import FakeLLM, Reply, chunk, fake_llm, says, sse
 from tests.fakes.llm import usage as _usage
 from tests.fakes.server import serving
 from tests.integration.conftest import MakeUser
+from tests.integration.homes import seeded_home
 from tests.ui_reader import aread_ui_stream
 
 PRICES = '{"fake-model": {"input": 1, "output": 2, "max_tokens": 300}}'
@@ -51,17 +48,8 @@ class Home:
 
 @pytest.fixture
 async def home(pool: asyncpg.Pool, make_user: MakeUser) -> Home:
-    end = (datetime.now(UTC) - timedelta(minutes=5)).replace(second=0, microsecond=0)
     user, headers = await make_user("resident")
-    async with pool.acquire() as conn:
-        seeded = await seed_household(
-            conn, demo_household(), tariff=TARIFF, days=1.2, seed=11, end=end
-        )
-        await refresh_all(conn, cap=timedelta(minutes=15), now=end)
-        await access.add_member(
-            conn, household_id=seeded.household.id, user_id=user.id, role="owner"
-        )
-    return Home(seeded.household.id, headers, user)
+    return Home(await seeded_home(pool, user.id, days=1.2, seed=11), headers, user)
 
 
 @pytest.fixture
@@ -156,16 +144,6 @@ def _calls(
 ) -> Reply:
     """A round in which the model asks for one tool."""
     return Reply(sse(_tool_call(name, arguments, call_id), chunk({}, "tool_calls"), _usage(*usage)))
-
-
-def _says(*sentences: str, prompt: int = 120, completion: int = 30) -> Reply:
-    return Reply(
-        sse(
-            *(chunk({"content": s}) for s in sentences),
-            chunk({}, "stop"),
-            _usage(prompt, completion),
-        )
-    )
 
 
 async def _today_kwh(client: httpx.AsyncClient, home: Home) -> float:
@@ -285,7 +263,7 @@ async def test_the_model_calls_a_tool_and_its_invented_number_is_replaced(
         kwh = await _today_kwh(client, home)
         fake.replies += [
             _calls("energy_summary", {"window": TODAY}, usage=(300, 20)),
-            _says(
+            says(
                 f"You used {kwh:.1f} kWh today so far. ",
                 "Your heat pump alone used 987.6 kWh. ",
                 "Figures are fresh as of a few minutes ago.",
@@ -319,7 +297,7 @@ async def test_the_model_never_writes_a_command(
     with_model: Deps, home: Home, fake: FakeLLM
 ) -> None:
     fake.replies.append(
-        _says(
+        says(
             "Sure. ",
             '{"op": "SET_POWER", "device_name": "Heat pump", "value": "OFF"}\n',
             "Ask me if you need anything else.",
@@ -339,7 +317,7 @@ async def test_past_four_tool_rounds_the_model_must_answer_without_tools(
 ) -> None:
     for n in range(4):
         fake.replies.append(_calls("energy_summary", {"window": TODAY}, f"c{n}", usage=(10, 5)))
-    fake.replies.append(_says("I don't know more than that."))
+    fake.replies.append(says("I don't know more than that."))
     async with _client(with_model) as client:
         response, chunks = await _ask(client, home, "how much energy did I use today?")
     assert response.status_code == 200
@@ -353,9 +331,9 @@ async def test_past_four_tool_rounds_the_model_must_answer_without_tools(
 async def test_a_provider_error_or_silence_before_the_first_token_is_retried(
     with_model: Deps, home: Home, fake: FakeLLM
 ) -> None:
-    slow = _says("Too late.")
+    slow = says("Too late.")
     slow.delay = 2.0  # past the 0.5 s first-token timeout
-    fake.replies += [Reply(status=500), slow, _says("I don't know that yet.")]
+    fake.replies += [Reply(status=500), slow, says("I don't know that yet.")]
     async with _client(with_model) as client:
         response, chunks = await _ask(client, home, "how much energy did I use today?")
     assert response.status_code == 200
@@ -598,7 +576,7 @@ async def test_the_ai_sdk_reads_a_tool_answer_and_its_data_parts(
 ) -> None:
     fake.replies += [
         _calls("energy_summary", {"window": TODAY}, usage=(300, 20)),
-        _says("Here is what I found. ", "Ask me about any device."),
+        says("Here is what I found. ", "Ask me about any device."),
     ]
     async with serving(create_app(deps=with_model)) as url:
         # useChat builds the request body itself, as a browser would.
@@ -648,7 +626,7 @@ async def test_a_user_past_the_rate_limit_gets_429_before_any_model_call(
     deps = build_deps(
         _settings(settings, fake, rate_per_minute=1, rate_burst=1), pool, redis_client
     )
-    fake.replies.append(_says("I don't know yet."))
+    fake.replies.append(says("I don't know yet."))
     try:
         async with _client(deps) as client:
             first, _ = await _ask(client, home, "how much energy did I use today?")

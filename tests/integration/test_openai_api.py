@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -17,12 +17,12 @@ import pytest
 from agent.deps import Deps
 from agent.http import create_app
 from telemetry import access
-from telemetry.rollups import refresh_all
 from telemetry.seed import seed_household
 from telemetry.synthetic import demo_household
 from telemetry.tariff import Tariff
 from tests.fakes.server import serving
 from tests.integration.conftest import MakeUser
+from tests.integration.homes import seeded_home
 
 TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08)
 
@@ -36,17 +36,9 @@ async def service(deps: Deps) -> AsyncIterator[str]:
 @pytest.fixture
 async def resident(pool: asyncpg.Pool, make_user: MakeUser) -> tuple[uuid.UUID, str]:
     """A resident of one seeded household: its id and the user's bearer token."""
-    end = (datetime.now(UTC) - timedelta(minutes=5)).replace(second=0, microsecond=0)
     user, headers = await make_user("resident")
-    async with pool.acquire() as conn:
-        seeded = await seed_household(
-            conn, demo_household(), tariff=TARIFF, days=1, seed=3, end=end
-        )
-        await refresh_all(conn, cap=timedelta(minutes=15), now=end)
-        await access.add_member(
-            conn, household_id=seeded.household.id, user_id=user.id, role="owner"
-        )
-    return seeded.household.id, headers["Authorization"].removeprefix("Bearer ")
+    household = await seeded_home(pool, user.id, days=1, seed=3)
+    return household, headers["Authorization"].removeprefix("Bearer ")
 
 
 def _client(url: str, token: str, **headers: str) -> openai.AsyncOpenAI:

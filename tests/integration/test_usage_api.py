@@ -14,6 +14,7 @@ from starlette.requests import Request
 from agent.deps import Deps, quota_service
 from agent.http import _quota_refused, create_app
 from quota.core import QuotaExceeded, RateLimited
+from tests.conftest import redis_url
 from tests.integration.conftest import MakeUser
 
 
@@ -68,6 +69,21 @@ async def test_usage_without_redis_is_503_quota_unavailable(
         await dead.aclose()
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "quota_unavailable"
+
+
+async def test_usage_survives_a_dropped_redis_connection(
+    client: httpx.AsyncClient, redis_client: aioredis.Redis, make_user: MakeUser
+) -> None:
+    _, headers = await make_user("resident")
+    assert (await client.get("/v1/usage", headers=headers)).status_code == 200
+    admin = aioredis.Redis.from_url(redis_url())
+    try:
+        # Every other connection of this process is idle now: the pooled ones all drop.
+        assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    finally:
+        await admin.aclose()
+    response = await client.get("/v1/usage", headers=headers)  # a read: tried again
+    assert response.status_code == 200, response.text
 
 
 def _request() -> Request:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -254,6 +254,26 @@ async def test_the_demo_page_answers_with_the_energy_endpoints_figure_and_switch
 
         page.on("request", sent)
         await page.goto(f"{demo.url}/")
+
+        # The header shows the power now, and follows a reading the gateway sends.
+        gateway = await _gateway(demo)
+        live_line = page.locator(".ww-live")
+        await expect(live_line).to_have_text(
+            re.compile(r"^Now \S+ k?W in use · solar \S+ k?W · \S+ k?W (from|to) the grid$")
+        )
+        devices = (await api.get(demo.api("/live"), headers=demo.headers)).json()["devices"]
+        fridge = next(d for d in devices if d["name"] == "Fridge")
+        reading = {"device_id": fridge["id"], "ts": datetime.now(UTC).isoformat(), "watts": 287.5}
+        stored = await api.post(
+            f"{demo.url}/v1/telemetry", headers=gateway, json={"readings": [reading]}
+        )
+        assert stored.json()["accepted"] == 1, stored.text
+        now = (await api.get(demo.api("/live"), headers=demo.headers)).json()["house_load_watts"]
+        # As JavaScript's String(number) writes it: both write the shortest exact digits.
+        shown = str(int(now)) if float(now).is_integer() else repr(now)
+        await expect(live_line).to_have_attribute("data-house-load-watts", shown)
+        await _shot(page, "0-live")
+
         answer = await _ask(page, "how much energy did I use today?")
         await expect(answer).to_have_attribute("aria-busy", "false")
 
@@ -312,7 +332,6 @@ async def test_the_demo_page_answers_with_the_energy_endpoints_figure_and_switch
         await _shot(page, "3-sent")
 
         # The household's gateway takes the command from its outbox and acknowledges it.
-        gateway = await _gateway(demo)
         outbox = await api.get(demo.api("/commands"), headers=gateway)
         [command] = outbox.json()["commands"]
         assert command["command"] == {
@@ -450,6 +469,7 @@ def served(demo: Demo, demo_pool: asyncpg.Pool, live_redis: aioredis.Redis) -> S
         finally:
             assert deps.model is not None
             await deps.model.client.close()
+            await deps.live.close()
 
     return serve
 

@@ -56,11 +56,20 @@ def test_production_requires_a_database_and_warns_on_a_default_password() -> Non
         check(_settings(env="production"))
     _, warnings = check(_settings(env="production", database_url="postgresql://u:postgres@h/d"))
     assert any("password" in w for w in warnings)
-    good = _settings(env="production", database_url="postgresql://u:Xk9!q2@h/d")
-    _, warnings = check(good.model_copy(update={"db_sslmode": "verify-full"}))
+    good = _settings(
+        env="production",
+        database_url="postgresql://u:Xk9!q2@h/d",
+        metrics_token="m" * 24,
+        db_sslmode="verify-full",
+    )
+    _, warnings = check(good)
     assert warnings == []
-    _, warnings = check(good)  # a remote database whose certificate nobody checks
-    assert any("WATTWISE_DB_SSLMODE=prefer" in w for w in warnings)
+    _, warnings = check(good.model_copy(update={"db_sslmode": "prefer"}))
+    assert len(warnings) == 1
+    assert "WATTWISE_DB_SSLMODE=prefer" in warnings[0]
+    _, warnings = check(good.model_copy(update={"metrics_token": None}))
+    assert len(warnings) == 1
+    assert "WATTWISE_METRICS_TOKEN" in warnings[0]
 
 
 def test_quota_values_above_their_maxima_are_clamped_with_a_warning() -> None:
@@ -79,3 +88,19 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert settings.rate_per_minute == 7
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.redis_url == "redis://127.0.0.1:6379/3"
+
+
+def test_operations_settings_are_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WATTWISE_LOG_LEVEL", "debug")
+    monkeypatch.setenv("WATTWISE_SHUTDOWN_GRACE_SECONDS", "7.5")
+    monkeypatch.setenv("WATTWISE_LIVE_BUFFER", "4")
+    settings = Settings()
+    assert settings.log_level == "DEBUG"
+    assert settings.logs_as == "json"
+    assert settings.shutdown_grace_seconds == 7.5
+    assert settings.live_buffer == 4
+    assert Settings(env="demo").logs_as == "text"
+    with pytest.raises(ValueError, match="WATTWISE_LOG_FORMAT"):
+        Settings.model_validate({"WATTWISE_LOG_FORMAT": "xml"})

@@ -1,0 +1,251 @@
+"""Live power fan-out: the latest readings that ingestion stored, pushed to the household's
+live-stream clients in every process, through Redis pub/sub.
+
+publish() never waits: it queues for one sender task, and drops the update when that
+queue is full (live updates are ephemeral; the figures are in the database). Each process
+holds one pattern subscription and hands each message to its own clients, each through a
+bounded buffer; a client whose buffer is full is dropped, so a slow reader never holds up
+the fan-out, let alone ingestion. Without Redis the sender hands updates straight to the
+local clients (one process). Pub/sub delivers at most once: after the subscription was
+lost and regained, every client is told to read the state again from the database.
+
+Deliberately ours rather than a broadcast library's (encode/broadcaster): it would give
+each subscriber an unbounded queue, which is exactly what a slow client must not have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+from uuid import UUID
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from telemetry.ingest import Latest
+
+if TYPE_CHECKING:
+    from agent.metrics import Metrics
+
+log = logging.getLogger("wattwise.live")
+
+OUTBOX_SIZE = 10_000
+PUBLISH_BATCH = 200
+RECONNECT_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class Update:
+    device_id: UUID
+    ts: datetime
+    watts: float
+
+
+Signal = Literal["resync", "closed"]
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One live-stream client's buffer: lists of updates, or a signal."""
+
+    household_id: UUID
+    queue: asyncio.Queue[list[Update] | Signal]
+    dropped: bool = False
+
+
+def _encode(updates: list[Update]) -> str:
+    return json.dumps([[str(u.device_id), u.ts.isoformat(), u.watts] for u in updates])
+
+
+def _decode(payload: bytes | str) -> list[Update]:
+    return [
+        Update(UUID(device), datetime.fromisoformat(ts), float(watts))
+        for device, ts, watts in json.loads(payload)
+    ]
+
+
+class LiveHub:
+    def __init__(
+        self,
+        redis_client: aioredis.Redis | None,
+        *,
+        prefix: str,
+        buffer: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._redis = redis_client
+        self._prefix = f"{prefix}:live:"
+        self._buffer = buffer
+        self._metrics = metrics
+        self._outbox: asyncio.Queue[tuple[UUID, list[Update]]] = asyncio.Queue(OUTBOX_SIZE)
+        self._local: dict[UUID, set[Subscriber]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.subscribed = asyncio.Event()  # the pattern subscription is in place
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(s) for s in self._local.values())
+
+    def start(self) -> None:
+        """Start the sender (and with Redis the receiver); idempotent, and done by the first
+        publish() or subscribe() if nobody did it before."""
+        if self._tasks or self._closed:
+            return
+        self._tasks.append(asyncio.create_task(self._send(), name="wattwise-live-send"))
+        if self._redis is not None:
+            self._tasks.append(asyncio.create_task(self._receive(), name="wattwise-live-recv"))
+        else:
+            self.subscribed.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.end_all()
+
+    def end_all(self) -> None:
+        """Tell every client to end its stream (the process is shutting down)."""
+        for subscribers in list(self._local.values()):
+            for subscriber in list(subscribers):
+                self._signal(subscriber, "closed")
+
+    def publish(self, latest: tuple[Latest, ...] | list[Latest]) -> None:
+        """Queue the moved latest readings of a stored batch, per household; never waits."""
+        self.start()
+        by_household: dict[UUID, list[Update]] = {}
+        for item in latest:
+            by_household.setdefault(item.household_id, []).append(
+                Update(item.device_id, item.ts, item.watts)
+            )
+        for household_id, updates in by_household.items():
+            try:
+                self._outbox.put_nowait((household_id, updates))
+            except asyncio.QueueFull:
+                self._count_published("dropped")
+
+    @contextlib.contextmanager
+    def subscribe(self, household_id: UUID) -> Iterator[Subscriber]:
+        self.start()
+        subscriber = Subscriber(household_id, asyncio.Queue(self._buffer))
+        self._local.setdefault(household_id, set()).add(subscriber)
+        self._gauge()
+        try:
+            yield subscriber
+        finally:
+            self._forget(subscriber)
+
+    def _forget(self, subscriber: Subscriber) -> None:
+        subscribers = self._local.get(subscriber.household_id)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._local[subscriber.household_id]
+        self._gauge()
+
+    def _gauge(self) -> None:
+        if self._metrics is not None:
+            self._metrics.live_subscribers.set(self.subscribers)
+
+    def _count_published(self, outcome: str, n: int = 1) -> None:
+        if self._metrics is not None:
+            self._metrics.live_published.labels(outcome).inc(n)
+
+    def dispatch(self, household_id: UUID, updates: list[Update]) -> None:
+        """Hand updates to this process's clients of the household; drop the full ones."""
+        for subscriber in list(self._local.get(household_id, ())):
+            try:
+                subscriber.queue.put_nowait(updates)
+            except asyncio.QueueFull:
+                self._drop(subscriber)
+
+    def _drop(self, subscriber: Subscriber) -> None:
+        subscriber.dropped = True
+        self._forget(subscriber)
+        if self._metrics is not None:
+            self._metrics.live_dropped.labels("slow").inc()
+        log.info(
+            "live client dropped: its buffer was full",
+            extra={"event": "live_dropped", "household_id": str(subscriber.household_id)},
+        )
+
+    def _signal(self, subscriber: Subscriber, signal: Signal) -> None:
+        """A signal must arrive even when the buffer is full: it replaces the oldest item
+        (the client will read everything again anyway)."""
+        if subscriber.queue.full():
+            subscriber.queue.get_nowait()
+        subscriber.queue.put_nowait(signal)
+
+    def resync_all(self) -> None:
+        for subscribers in list(self._local.values()):
+            for subscriber in list(subscribers):
+                self._signal(subscriber, "resync")
+
+    async def _send(self) -> None:
+        while True:
+            batch = [await self._outbox.get()]
+            while len(batch) < PUBLISH_BATCH and not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
+            if self._redis is None:
+                for household_id, updates in batch:
+                    self.dispatch(household_id, updates)
+                self._count_published("sent", len(batch))
+                continue
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for household_id, updates in batch:
+                        pipe.publish(f"{self._prefix}{household_id}", _encode(updates))
+                    await pipe.execute()
+                self._count_published("sent", len(batch))
+            except (redis.exceptions.RedisError, OSError) as exc:
+                self._count_published("failed", len(batch))
+                log.warning("live updates could not be published: %s", exc)
+
+    async def _receive(self) -> None:
+        assert self._redis is not None
+        failures = 0
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(f"{self._prefix}*")
+                if failures:
+                    log.info("live subscription restored", extra={"event": "live_resubscribed"})
+                    self.resync_all()
+                failures = 0
+                self.subscribed.set()
+                async for message in pubsub.listen():
+                    if message.get("type") != "pmessage":
+                        continue
+                    channel = message["channel"]
+                    name = channel.decode() if isinstance(channel, bytes) else channel
+                    try:
+                        household_id = UUID(name[len(self._prefix) :])
+                    except ValueError:
+                        continue
+                    if household_id not in self._local:
+                        continue
+                    try:
+                        updates = _decode(message["data"])
+                    except (ValueError, TypeError) as exc:
+                        log.warning("a live message on %s is malformed: %s", name, exc)
+                        continue
+                    self.dispatch(household_id, updates)
+            except (redis.exceptions.RedisError, OSError) as exc:
+                self.subscribed.clear()
+                delay = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
+                failures += 1
+                log.warning("live subscription lost (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+            finally:
+                with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
