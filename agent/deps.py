@@ -78,7 +78,7 @@ class Deps:
     answers: AnswerCache = field(default_factory=AnswerCache)
     metrics: Metrics = field(default_factory=Metrics)
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(grace=20.0))
-    live: LiveHub = field(default_factory=lambda: LiveHub(None, prefix="ww", buffer=32))
+    live: LiveHub = field(default_factory=lambda: LiveHub(None, prefix="ww"))
     # First come, first served for the pool's connections. asyncpg's pool queue lets a
     # newcomer take a connection just handed to a waiter, which then queues again at the
     # back: under load some requests wait hundreds of milliseconds while most wait none.
@@ -174,9 +174,7 @@ def build_deps(
     metrics = Metrics(currency=settings.spend_currency)
     quota = quota_service(settings, pool, redis_client, metrics)
     lifecycle = lifecycle or Lifecycle(settings.shutdown_grace_seconds)
-    live = LiveHub(
-        redis_client, prefix=settings.quota_prefix, buffer=settings.live_buffer, metrics=metrics
-    )
+    live = LiveHub(redis_client, prefix=settings.quota_prefix, metrics=metrics)
     lifecycle.on_drain.append(live.end_all)
     return Deps(
         settings=settings,

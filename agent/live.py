@@ -3,14 +3,18 @@ live-stream clients in every process, through Redis pub/sub.
 
 publish() never waits: it queues for one sender task, and drops the update when that
 queue is full (live updates are ephemeral; the figures are in the database). Each process
-holds one pattern subscription and hands each message to its own clients, each through a
-bounded buffer; a client whose buffer is full is dropped, so a slow reader never holds up
-the fan-out, let alone ingestion. Without Redis the sender hands updates straight to the
-local clients (one process). Pub/sub delivers at most once: after the subscription was
-lost and regained, every client is told to read the state again from the database.
+holds one pattern subscription and merges each message into the latest readings of the
+household that its clients share: one per device, the newest. A client takes them when it
+is ready, so what waits for it is bounded by the household's devices however fast
+readings come and however slowly it reads, and handing an update over costs the fan-out
+a dictionary write and an event per client, never a wait. Without Redis the
+sender hands updates straight to the local clients (one process). Pub/sub delivers at
+most once: after the subscription was lost and regained, every client is told to read
+the state again from the database.
 
 Deliberately ours rather than a broadcast library's (encode/broadcaster): it would give
-each subscriber an unbounded queue, which is exactly what a slow client must not have.
+each subscriber an unbounded queue of every message, which is exactly what a slow client
+must not have.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import redis.asyncio as aioredis
@@ -47,16 +51,36 @@ class Update:
     watts: float
 
 
-Signal = Literal["resync", "closed"]
+@dataclass(eq=False)
+class _Household:
+    """The latest readings this process heard of for a household with clients here."""
+
+    latest: dict[UUID, Update] = field(default_factory=dict)
+    subscribers: set[Subscriber] = field(default_factory=set)
+
+    def merge(self, updates: list[Update]) -> None:
+        for u in updates:
+            known = self.latest.get(u.device_id)
+            if known is None or u.ts > known.ts:
+                self.latest[u.device_id] = u
+        for subscriber in self.subscribers:
+            subscriber.wake.set()
 
 
 @dataclass(eq=False)
 class Subscriber:
-    """One live-stream client's buffer: lists of updates, or a signal."""
+    """One live-stream client: `wake` is set when there is news to take, or a signal."""
 
     household_id: UUID
-    queue: asyncio.Queue[list[Update] | Signal]
-    dropped: bool = False
+    _household: _Household
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    resync: bool = False  # updates may have been lost: read the state again
+    closed: bool = False  # the process is shutting down
+
+    def take(self) -> list[Update]:
+        """The household's latest readings (the newest per device) as of now."""
+        self.wake.clear()
+        return list(self._household.latest.values())
 
 
 def _encode(updates: list[Update]) -> str:
@@ -76,22 +100,20 @@ class LiveHub:
         redis_client: aioredis.Redis | None,
         *,
         prefix: str,
-        buffer: int,
         metrics: Metrics | None = None,
     ) -> None:
         self._redis = redis_client
         self._prefix = f"{prefix}:live:"
-        self._buffer = buffer
         self._metrics = metrics
         self._outbox: asyncio.Queue[tuple[UUID, list[Update]]] = asyncio.Queue(OUTBOX_SIZE)
-        self._local: dict[UUID, set[Subscriber]] = {}
+        self._local: dict[UUID, _Household] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.subscribed = asyncio.Event()  # the pattern subscription is in place
 
     @property
     def subscribers(self) -> int:
-        return sum(len(s) for s in self._local.values())
+        return sum(len(h.subscribers) for h in self._local.values())
 
     def start(self) -> None:
         """Start the sender (and with Redis the receiver); idempotent, and done by the first
@@ -116,9 +138,10 @@ class LiveHub:
 
     def end_all(self) -> None:
         """Tell every client to end its stream (the process is shutting down)."""
-        for subscribers in list(self._local.values()):
-            for subscriber in list(subscribers):
-                self._signal(subscriber, "closed")
+        for household in self._local.values():
+            for subscriber in household.subscribers:
+                subscriber.closed = True
+                subscriber.wake.set()
 
     def publish(self, latest: tuple[Latest, ...] | list[Latest]) -> None:
         """Queue the moved latest readings of a stored batch, per household; never waits."""
@@ -137,8 +160,9 @@ class LiveHub:
     @contextlib.contextmanager
     def subscribe(self, household_id: UUID) -> Iterator[Subscriber]:
         self.start()
-        subscriber = Subscriber(household_id, asyncio.Queue(self._buffer))
-        self._local.setdefault(household_id, set()).add(subscriber)
+        household = self._local.setdefault(household_id, _Household())
+        subscriber = Subscriber(household_id, household)
+        household.subscribers.add(subscriber)
         self._gauge()
         try:
             yield subscriber
@@ -146,10 +170,10 @@ class LiveHub:
             self._forget(subscriber)
 
     def _forget(self, subscriber: Subscriber) -> None:
-        subscribers = self._local.get(subscriber.household_id)
-        if subscribers is not None:
-            subscribers.discard(subscriber)
-            if not subscribers:
+        household = self._local.get(subscriber.household_id)
+        if household is not None:
+            household.subscribers.discard(subscriber)
+            if not household.subscribers:
                 del self._local[subscriber.household_id]
         self._gauge()
 
@@ -162,34 +186,16 @@ class LiveHub:
             self._metrics.live_published.labels(outcome).inc(n)
 
     def dispatch(self, household_id: UUID, updates: list[Update]) -> None:
-        """Hand updates to this process's clients of the household; drop the full ones."""
-        for subscriber in list(self._local.get(household_id, ())):
-            try:
-                subscriber.queue.put_nowait(updates)
-            except asyncio.QueueFull:
-                self._drop(subscriber)
-
-    def _drop(self, subscriber: Subscriber) -> None:
-        subscriber.dropped = True
-        self._forget(subscriber)
-        if self._metrics is not None:
-            self._metrics.live_dropped.labels("slow").inc()
-        log.info(
-            "live client dropped: its buffer was full",
-            extra={"event": "live_dropped", "household_id": str(subscriber.household_id)},
-        )
-
-    def _signal(self, subscriber: Subscriber, signal: Signal) -> None:
-        """A signal must arrive even when the buffer is full: it replaces the oldest item
-        (the client will read everything again anyway)."""
-        if subscriber.queue.full():
-            subscriber.queue.get_nowait()
-        subscriber.queue.put_nowait(signal)
+        """Merge updates into the household's latest readings and wake its clients here."""
+        household = self._local.get(household_id)
+        if household is not None:
+            household.merge(updates)
 
     def resync_all(self) -> None:
-        for subscribers in list(self._local.values()):
-            for subscriber in list(subscribers):
-                self._signal(subscriber, "resync")
+        for household in self._local.values():
+            for subscriber in household.subscribers:
+                subscriber.resync = True
+                subscriber.wake.set()
 
     async def _send(self) -> None:
         while True:

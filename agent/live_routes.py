@@ -1,12 +1,14 @@
 """GET /v1/households/{id}/live/stream: Server-Sent Events of the household's live power.
 
 The first `live` event is the state now (the JSON of GET /live); each later one is the
-state after one or more new readings, several coalesced into one when they come faster
-than the client reads. Every WATTWISE_LIVE_RESYNC_SECONDS, and whenever the fan-out may
-have lost updates, the state is read again from the database and the token and the
-caller's access are checked again, so a stream outlives neither by more than that. The
-stream ends with an `end` event whose code says why: shutting_down, too_slow (the client
-stopped reading and its buffer filled), token_expired, access_revoked.
+state after one or more new readings, at most one every WATTWISE_LIVE_MIN_INTERVAL
+seconds, and all that arrived meanwhile folded into it. Every
+WATTWISE_LIVE_RESYNC_SECONDS, and whenever the fan-out may have lost updates, the state is
+read again from the database and the token and the caller's access are checked again, so
+a stream outlives neither by more than that. The stream ends with an `end` event whose
+code says why: shutting_down, token_expired, access_revoked. A client that does not take
+an event within WATTWISE_LIVE_SEND_TIMEOUT is dropped (its connection closed, counted in
+wattwise_live_dropped_total); what waits for it meanwhile is one update per device.
 """
 
 from __future__ import annotations
@@ -17,32 +19,33 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from agent import requests
+from agent import logs, requests
 from agent.auth import bearer_token
 from agent.deps import Deps
 from agent.errors import Unauthorized, Unavailable
-from agent.live import Subscriber, Update
+from agent.live import Update
 from telemetry import access, live
 from telemetry.live import LiveDevice
 
 log = logging.getLogger("wattwise.live")
 
 KEEPALIVE_SECONDS = 15
-COALESCE = 64  # buffered items folded into one event at most
 RECONNECT_MS = 1000  # what a client waits before it reconnects after `end`
 # sse-starlette cancels a stream this long after it saw the shutdown; our own `end` event
 # (sent when draining starts) goes out well before.
 SHUTDOWN_GRACE_SECONDS = 1.0
 _ENDINGS = {
     "shutting_down": "The service is restarting; reconnect in a moment.",
-    "too_slow": "The stream fell too far behind and was closed; reconnect to resume.",
     "token_expired": "The token has expired; reconnect with a fresh one.",
     "access_revoked": "This household is no longer visible to you.",
 }
@@ -55,13 +58,14 @@ async def live_stream(request: Request) -> Response:
     async with deps.connection() as conn:
         user = await requests.principal(request, conn, user_id)
         seen = await requests.readable(conn, user, request, "energy.live_stream")
+        if deps.live.subscribers >= deps.settings.live_max_streams:
+            raise Unavailable(
+                "This server has as many live streams open as it may; try again later.",
+                code="too_many_streams",
+            )
         devices = await live.devices(conn, seen.household.id)
-    if deps.live.subscribers >= deps.settings.live_max_streams:
-        raise Unavailable(
-            "This server has as many live streams open as it may; try again later.",
-            code="too_many_streams",
-        )
-    return EventSourceResponse(
+    return _Droppable(
+        deps,
         _events(deps, token, user.id, seen.household.id, devices),
         ping=KEEPALIVE_SECONDS,
         send_timeout=deps.settings.live_send_timeout,
@@ -69,6 +73,27 @@ async def live_stream(request: Request) -> Response:
         headers={"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"},
         shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
+
+
+class _Droppable(EventSourceResponse):
+    """A live stream whose client may be dropped: a send that waits past the send timeout
+    ends the response, counted and logged as a drop rather than raised as an error."""
+
+    def __init__(self, deps: Deps, content: AsyncIterator[ServerSentEvent], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.deps = deps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            self.deps.metrics.live_dropped.labels("slow").inc()
+            logs.unfinished_on_purpose()  # uvicorn closes the connection
+            log.info(
+                "live client dropped: it took no event for %g s",
+                self.deps.settings.live_send_timeout,
+                extra={"event": "live_dropped"},
+            )
 
 
 def _state(household_id: UUID, devices: dict[UUID, LiveDevice], cap: timedelta) -> ServerSentEvent:
@@ -95,20 +120,6 @@ def _apply(devices: dict[UUID, LiveDevice], updates: list[Update]) -> bool:
     return known
 
 
-async def _next(subscriber: Subscriber, until: float) -> list[list[Update] | str]:
-    """What the buffer holds, waiting for at least one item until loop time `until`
-    ("resync" when that passes first)."""
-    try:
-        async with asyncio.timeout_at(until):
-            first = await subscriber.queue.get()
-    except TimeoutError:
-        return ["resync"]
-    items: list[list[Update] | str] = [first]
-    while len(items) < COALESCE and not subscriber.queue.empty():
-        items.append(subscriber.queue.get_nowait())
-    return items
-
-
 async def _recheck(deps: Deps, token: str, user_id: UUID, household_id: UUID) -> str | None:
     """Why the stream must end now (its token or its access is gone), or None."""
     try:
@@ -132,6 +143,7 @@ async def _events(
 ) -> AsyncIterator[ServerSentEvent]:
     cap = timedelta(seconds=deps.settings.gap_cap_seconds)
     every = deps.settings.live_resync_seconds
+    interval = deps.settings.live_min_interval
     loop = asyncio.get_running_loop()
     with (
         deps.live.subscribe(household_id) as subscriber,
@@ -139,22 +151,21 @@ async def _events(
     ):
         state = {d.id: d for d in devices}
         yield _state(household_id, state, cap)
-        resync_at = loop.time() + every
+        sent, resync_at = loop.time(), loop.time() + every
         while True:
-            items = await _next(subscriber, resync_at)
-            if subscriber.dropped:
-                yield _end("too_slow")
+            try:
+                async with asyncio.timeout_at(resync_at):
+                    await subscriber.wake.wait()
+            except TimeoutError:
+                subscriber.resync = True
+            if (wait := sent + interval - loop.time()) > 0 and not subscriber.closed:
+                await asyncio.sleep(wait)  # what arrives meanwhile joins this event
+            if subscriber.closed:
+                yield _end("shutting_down")
                 return
-            resync = False
-            for item in items:
-                if item == "closed":
-                    yield _end("shutting_down")
-                    return
-                if item == "resync":
-                    resync = True
-                elif isinstance(item, list):
-                    resync = not _apply(state, item) or resync
+            resync = not _apply(state, subscriber.take()) or subscriber.resync
             if resync:
+                subscriber.resync = False
                 try:
                     ended = await _recheck(deps, token, user_id, household_id)
                     if ended is not None:
@@ -165,3 +176,4 @@ async def _events(
                     log.warning("live stream: the database could not be read again: %s", exc)
                 resync_at = loop.time() + every
             yield _state(household_id, state, cap)
+            sent = loop.time()

@@ -40,6 +40,17 @@ class RequestContext:
 
 current: ContextVar[RequestContext | None] = ContextVar("wattwise_request", default=None)
 
+# uvicorn's line for a response the app left unfinished; for a live client dropped on
+# purpose that is the expected end, not an error.
+_UNFINISHED = "ASGI callable returned without completing response."
+_unfinished_on_purpose: ContextVar[bool] = ContextVar("wattwise_unfinished", default=False)
+
+
+def unfinished_on_purpose() -> None:
+    """This task's response ends unfinished on purpose (its client was dropped): uvicorn's
+    error line about it is logged at INFO."""
+    _unfinished_on_purpose.set(True)
+
 
 def redact(text: str) -> str:
     def replace(match: re.Match[str]) -> str:
@@ -53,9 +64,16 @@ def redact(text: str) -> str:
 
 
 class _WithRequest(logging.Filter):
-    """Adds the current request's id, user and household to a record that lacks them."""
+    """Adds the current request's id, user and household to a record that lacks them; an
+    unfinished response meant so is no error."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and _unfinished_on_purpose.get()
+            and record.getMessage() == _UNFINISHED
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
         context = current.get()
         if context is not None:
             for name in ("request_id", "user_id", "household_id"):

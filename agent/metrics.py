@@ -146,7 +146,8 @@ class Metrics:
         )
         self.live_dropped = Counter(
             "wattwise_live_dropped",
-            "Live-stream clients dropped, by reason (slow: their buffer was full).",
+            "Live-stream clients dropped, by reason (slow: an event waited longer than "
+            "WATTWISE_LIVE_SEND_TIMEOUT to be sent).",
             ["reason"],
             registry=r,
         )

@@ -172,7 +172,9 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         validation_alias=_env("WATTWISE_SHUTDOWN_GRACE_SECONDS"),
     )
-    live_buffer: int = Field(32, ge=1, le=10_000, validation_alias=_env("WATTWISE_LIVE_BUFFER"))
+    live_min_interval: float = Field(
+        0.5, ge=0, le=60, allow_inf_nan=False, validation_alias=_env("WATTWISE_LIVE_MIN_INTERVAL")
+    )
     live_send_timeout: float = Field(
         10.0, gt=0, le=600, allow_inf_nan=False, validation_alias=_env("WATTWISE_LIVE_SEND_TIMEOUT")
     )

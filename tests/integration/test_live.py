@@ -148,6 +148,29 @@ async def test_a_stream_starts_with_the_state_and_follows_each_stored_batch(
             break
 
 
+async def test_batches_faster_than_the_interval_are_folded_into_one_event(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, home: Home
+) -> None:
+    deps = build_deps(settings.model_copy(update={"live_min_interval": 1.0}), pool, redis_client)
+    try:
+        async with _asgi_client(deps) as api, serving(create_app(deps=deps)) as url:
+            async for stream in _open(url, home.stream, home.resident):
+                await stream.next()
+                started = asyncio.get_running_loop().time()
+                for n in range(10):
+                    await _post(api, home, _reading(home.heater, 500 + n, 10 - n))
+                # One event for the ten, a second after the first state.
+                state = (await stream.next()).json()
+                assert state["house_load_watts"] == 509.0
+                assert asyncio.get_running_loop().time() - started > 0.8
+                with pytest.raises(TimeoutError):
+                    await stream.next(seconds=1.2)
+                assert _device(state, home.heater)["watts"] == 509.0
+                break
+    finally:
+        await deps.live.close()
+
+
 async def test_only_callers_who_may_see_the_household_get_a_stream(
     deps: Deps, home: Home, make_user: MakeUser
 ) -> None:
@@ -183,11 +206,10 @@ def _scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
 async def test_a_client_that_stops_reading_is_dropped_and_ingestion_goes_on(
     settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, home: Home
 ) -> None:
-    configured = settings.model_copy(update={"live_buffer": 4, "live_send_timeout": 120})
+    configured = settings.model_copy(update={"live_send_timeout": 1.0, "live_min_interval": 0})
     deps = build_deps(configured, pool, redis_client)
     app = create_app(deps=deps)
     stalled = asyncio.Event()
-    resume = asyncio.Event()
     slow_body: list[bytes] = []
 
     async def receive() -> Message:
@@ -197,34 +219,30 @@ async def test_a_client_that_stops_reading_is_dropped_and_ingestion_goes_on(
     async def slow_send(message: Message) -> None:
         if message["type"] == "http.response.body" and message.get("body"):
             slow_body.append(message["body"])
-            if len(slow_body) == 1:
-                return  # the first event arrives; then the client stops reading
-            stalled.set()
-            await resume.wait()
+            if len(slow_body) > 1:  # the first event arrives; then the client stops reading
+                stalled.set()
+                await asyncio.Event().wait()
 
     slow = asyncio.create_task(app(_scope(home.stream, home.resident), receive, slow_send))
     try:
         async with _asgi_client(deps) as api, serving(app) as url:
             async for fast in _open(url, home.stream, home.resident):
                 await fast.next()
-                for n in range(12):  # three times the buffer
+                for n in range(40):  # 40 batches over 2 s: the slow one stalls, then goes
                     async with asyncio.timeout(10):  # blocked ingestion would hang here
                         await _post(api, home, _reading(home.heater, 100 + n, 60 - n))
                     await fast.until(lambda s, w=100 + n: s["house_load_watts"] == w)
-                # The slow one is gone, the fast one stays.
-                await eventually(lambda: deps.live.subscribers == 1)
+                    await asyncio.sleep(0.05)
+                async with asyncio.timeout(5):
+                    await slow  # its response ended: the client was dropped
+                assert deps.live.subscribers == 1  # the fast one stays
                 break
         assert stalled.is_set()
         dropped = deps.metrics.registry.get_sample_value(
             "wattwise_live_dropped_total", {"reason": "slow"}
         )
         assert dropped == 1.0
-        # When the client reads again, it learns why the stream ended, and it ends.
-        resume.set()
-        async with asyncio.timeout(5):
-            await slow
-        ended = parse(b"".join(slow_body).decode())[-1]
-        assert (ended.event, ended.json()["code"]) == ("end", "too_slow")
+        assert len(parse(b"".join(slow_body).decode())) == 2
     finally:
         slow.cancel()
         await deps.live.close()
@@ -316,6 +334,22 @@ async def test_a_stream_ends_when_its_token_expires_or_access_is_revoked(
                     while (event := await stream.next()).event == "live":
                         pass
                 assert (event.event, event.json()["code"]) == ("end", "access_revoked")
+                break
+    finally:
+        await deps.live.close()
+
+
+async def test_a_process_serves_at_most_its_share_of_streams(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, home: Home
+) -> None:
+    deps = build_deps(settings.model_copy(update={"live_max_streams": 1}), pool, redis_client)
+    try:
+        async with serving(create_app(deps=deps)) as url, _asgi_client(deps) as api:
+            async for stream in _open(url, home.stream, home.resident):
+                await stream.next()
+                refused = await api.get(home.stream, headers=home.resident)
+                assert refused.status_code == 503
+                assert refused.json()["error"]["code"] == "too_many_streams"
                 break
     finally:
         await deps.live.close()

@@ -1,10 +1,14 @@
-"""Credentials never reach a log line, whatever carries them."""
+"""Credentials never reach a log line, whatever carries them; a client dropped on purpose
+is not an error."""
 
 from __future__ import annotations
 
+import contextvars
+import logging
+
 import pytest
 
-from agent.logs import redact
+from agent.logs import _UNFINISHED, _WithRequest, redact, unfinished_on_purpose
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl"
 
@@ -28,3 +32,18 @@ def test_ordinary_text_is_left_alone() -> None:
     line = "GET /v1/households/{household_id}/energy 200 in 12.5 ms, user 7f3a-bearing"
     assert redact(line) == line
     assert redact("postgresql://db:5432/ww") == "postgresql://db:5432/ww"
+
+
+def test_an_unfinished_response_meant_so_is_logged_at_info() -> None:
+    def log_it() -> logging.LogRecord:
+        record = logging.LogRecord("uvicorn.error", logging.ERROR, "", 0, _UNFINISHED, None, None)
+        _WithRequest().filter(record)
+        return record
+
+    assert log_it().levelname == "ERROR"  # anywhere else it is an error
+
+    def dropped() -> logging.LogRecord:
+        unfinished_on_purpose()
+        return log_it()
+
+    assert contextvars.copy_context().run(dropped).levelname == "INFO"

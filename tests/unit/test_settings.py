@@ -95,12 +95,12 @@ def test_operations_settings_are_read_from_the_environment(
 ) -> None:
     monkeypatch.setenv("WATTWISE_LOG_LEVEL", "debug")
     monkeypatch.setenv("WATTWISE_SHUTDOWN_GRACE_SECONDS", "7.5")
-    monkeypatch.setenv("WATTWISE_LIVE_BUFFER", "4")
+    monkeypatch.setenv("WATTWISE_LIVE_MIN_INTERVAL", "0")
     settings = Settings()
     assert settings.log_level == "DEBUG"
     assert settings.logs_as == "json"
     assert settings.shutdown_grace_seconds == 7.5
-    assert settings.live_buffer == 4
+    assert settings.live_min_interval == 0
     assert Settings(env="demo").logs_as == "text"
     with pytest.raises(ValueError, match="WATTWISE_LOG_FORMAT"):
         Settings.model_validate({"WATTWISE_LOG_FORMAT": "xml"})
