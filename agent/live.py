@@ -107,13 +107,15 @@ class LiveHub:
         self._metrics = metrics
         self._outbox: asyncio.Queue[tuple[UUID, list[Update]]] = asyncio.Queue(OUTBOX_SIZE)
         self._local: dict[UUID, _Household] = {}
+        self._subscribers = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.subscribed = asyncio.Event()  # the pattern subscription is in place
 
     @property
     def subscribers(self) -> int:
-        return sum(len(h.subscribers) for h in self._local.values())
+        """Live-stream clients of this process now."""
+        return self._subscribers
 
     def start(self) -> None:
         """Start the sender (and with Redis the receiver); idempotent, and done by the first
@@ -163,6 +165,7 @@ class LiveHub:
         household = self._local.setdefault(household_id, _Household())
         subscriber = Subscriber(household_id, household)
         household.subscribers.add(subscriber)
+        self._subscribers += 1
         self._gauge()
         try:
             yield subscriber
@@ -171,8 +174,9 @@ class LiveHub:
 
     def _forget(self, subscriber: Subscriber) -> None:
         household = self._local.get(subscriber.household_id)
-        if household is not None:
-            household.subscribers.discard(subscriber)
+        if household is not None and subscriber in household.subscribers:
+            household.subscribers.remove(subscriber)
+            self._subscribers -= 1
             if not household.subscribers:
                 del self._local[subscriber.household_id]
         self._gauge()
