@@ -140,6 +140,18 @@ async def test_a_turn_running_at_the_deadline_is_cut_and_settled(
         await deps.live.close()
 
 
+async def _refused_soon(url: str) -> bool:
+    """Whether the service stops accepting connections within a second of the signal."""
+    async with httpx.AsyncClient() as fresh:  # a new connection, not the streams' pool
+        for _ in range(20):
+            try:
+                await fresh.get(f"{url}/healthz", headers={"connection": "close"})
+            except httpx.ConnectError:
+                return True
+            await asyncio.sleep(0.05)
+    return False
+
+
 async def _live_end(response: httpx.Response) -> Event:
     async for event in events(response):
         if event.event == "end":
@@ -172,12 +184,15 @@ async def test_sigterm_drains_a_real_service_and_leaves_no_reservation(
         async with _two_turns(client, path) as (slow, quick):
             started = asyncio.get_running_loop().time()
             exited = asyncio.ensure_future(service.terminate())
-            live_end, cut, ended = await asyncio.gather(_live_end(live), _rest(slow), _rest(quick))
+            live_end, cut, ended, refused = await asyncio.gather(
+                _live_end(live), _rest(slow), _rest(quick), _refused_soon(service.url)
+            )
         status = await asyncio.wait_for(exited, 10)
         elapsed = asyncio.get_running_loop().time() - started
     assert status == -signal.SIGTERM  # uvicorn re-raises the signal once it is done
     assert elapsed < 2 + 5  # the grace, and uvicorn's margin after it
     assert live_end.json()["code"] == "shutting_down"
+    assert refused  # no new connection while the running turns drain
     assert _types(cut)[-3:] == ["error", "finish", "[DONE]"]
     assert "error" not in _types(ended)  # ended within the grace
     assert await _held(redis_client, prefix, user.id) == (0, 0)
