@@ -44,9 +44,9 @@ async def test_a_source_still_running_at_the_deadline_is_cut_and_says_farewell()
     items = await asyncio.wait_for(collecting, 2)
     elapsed = asyncio.get_running_loop().time() - started
     assert items[-1] == "farewell"
-    assert 5 <= len(items) <= 12  # some before the drain, some during the grace
+    assert 2 <= len(items) <= 12  # some before the drain, some during the grace
     assert log == ["cleaned up"]
-    assert 0.15 <= elapsed < 1.0
+    assert 0.15 <= elapsed < 2.0
 
 
 async def test_a_source_that_ends_within_the_grace_is_not_cut() -> None:
