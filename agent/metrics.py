@@ -28,6 +28,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agent.auth import bearer_token
 from agent.errors import Unauthorized
 from telemetry import rollups
 
@@ -186,6 +187,7 @@ class Metrics:
         try:
             async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS), deps.connection() as conn:
                 status = await rollups.status(conn)
+                dirty = await rollups.dirty_ranges(conn)
         except Exception as exc:  # a scrape reports what it can; it never fails for this
             log.warning("metrics: the rollup status could not be read: %s", exc)
             return
@@ -193,7 +195,7 @@ class Metrics:
         self.rollup_refresh_age.set(
             status.refresh_age if status.refresh_age is not None else float("nan")
         )
-        self.rollup_dirty.set(status.dirty)
+        self.rollup_dirty.set(dirty)
 
 
 async def endpoint(request: Request) -> Response:
@@ -202,10 +204,11 @@ async def endpoint(request: Request) -> Response:
     deps: Deps = request.app.state.deps
     expected = deps.settings.metrics_token
     if expected is not None:
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(
-            given.encode(), f"Bearer {expected.get_secret_value()}".encode()
-        ):
+        try:
+            given = bearer_token(request.headers.get("authorization"))
+        except Unauthorized:
+            given = ""
+        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
             raise Unauthorized("GET /metrics needs the metrics token.", code="invalid_token")
     await deps.metrics.sample(deps)
     return Response(generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)

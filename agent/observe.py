@@ -52,9 +52,7 @@ class Observe:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        context = logs.RequestContext(request_id)
-        scope["state"]["log_context"] = context
-        reset = logs.current.set(context)
+        reset = logs.current.set(logs.RequestContext(request_id))
         arrived = time.perf_counter()
         started: float | None = None
         status = 500

@@ -87,10 +87,16 @@ async def visible(conn: Any, user: access.User, request: Request, what: str) -> 
     return seen
 
 
+def may_read(seen: access.Visible) -> bool:
+    """Whether the household's data may be read this way: a gateway only lists devices and
+    writes telemetry."""
+    return seen.relation != "gateway"
+
+
 async def readable(conn: Any, user: access.User, request: Request, what: str) -> access.Visible:
-    """visible(), for reads of a household's data: a gateway only lists devices and writes."""
+    """visible(), for reads of a household's data (may_read)."""
     seen = await visible(conn, user, request, what)
-    if seen.relation == "gateway":
+    if not may_read(seen):
         raise Forbidden("A gateway may only list devices and write telemetry.")
     return seen
 

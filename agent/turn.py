@@ -366,7 +366,8 @@ class Turn:
         is logged and counted once."""
         assert self.route is not None, "prepare() first"
         first_text: float | None = None
-        outcome = "cancelled"  # unless it ends by itself
+        outcome = "cancelled"  # unless it reaches its end
+        failed: str | None = None
         lifecycle = self.deps.lifecycle
         try:
             async with aclosing(lifecycle.bounded(self._answer(), _farewell)) as answer:
@@ -374,10 +375,9 @@ class Turn:
                     if first_text is None and isinstance(event, Text):
                         first_text = time.perf_counter()
                     if isinstance(event, Failed):
-                        outcome = event.code
+                        failed = event.code
                     yield event
-            if outcome == "cancelled":
-                outcome = "ok"
+            outcome = failed or "ok"
         finally:
             if self.reservation is not None and not self.reservation.closed:
                 # The answer ended before its first round took the reservation over.

@@ -51,7 +51,7 @@ def summary(
     out = []
     newest: datetime | None = None
     for d in devices:
-        fresh = d.ts is not None and d.watts is not None and d.ts >= now - cap
+        fresh = d.ts is not None and d.ts >= now - cap
         if d.ts is not None and (newest is None or d.ts > newest):
             newest = d.ts
         out.append(

@@ -267,11 +267,10 @@ async def drop_expired(conn: Conn, *, retention: timedelta, now: datetime) -> in
 # Ranges counted at most: a status probe must stay cheap after a large backfill.
 MAX_DIRTY_COUNTED = 100_000
 
-_STATUS_SQL = f"""
+_STATUS_SQL = """
 SELECT CASE WHEN isfinite(rolled_until)
             THEN extract(epoch FROM now() - rolled_until)::float8 END AS lag,
-       extract(epoch FROM now() - refreshed_at)::float8 AS refresh_age,
-       (SELECT count(*) FROM (SELECT 1 FROM rollup_dirty LIMIT {MAX_DIRTY_COUNTED}) d) AS dirty
+       extract(epoch FROM now() - refreshed_at)::float8 AS refresh_age
   FROM rollup_state
 """
 
@@ -279,18 +278,24 @@ SELECT CASE WHEN isfinite(rolled_until)
 @dataclass(frozen=True)
 class RollupStatus:
     """How far the rollups are behind: `lag` is the age of the newest rolled-up bucket's
-    end (None before the first refresh), `refresh_age` the time since the last refresh,
-    `dirty` the ranges waiting (at most MAX_DIRTY_COUNTED)."""
+    end (None before the first refresh), `refresh_age` the time since the last refresh."""
 
     lag: float | None
     refresh_age: float | None
-    dirty: int
 
 
 async def status(conn: Conn) -> RollupStatus:
     row = await conn.fetchrow(_STATUS_SQL)
     assert row is not None
-    return RollupStatus(row["lag"], row["refresh_age"], row["dirty"])
+    return RollupStatus(row["lag"], row["refresh_age"])
+
+
+async def dirty_ranges(conn: Conn) -> int:
+    """Ranges waiting for a refresh, counted up to MAX_DIRTY_COUNTED."""
+    count: int = await conn.fetchval(
+        f"SELECT count(*) FROM (SELECT 1 FROM rollup_dirty LIMIT {MAX_DIRTY_COUNTED}) d"
+    )
+    return count
 
 
 class Refresher:
