@@ -21,7 +21,7 @@ from uuid import UUID
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from agent import embedded, logs, schemas
-from agent.settings import ConfigError, Settings, check
+from agent.settings import ConfigError, Settings, check, load
 from telemetry import access, households, kinds
 from telemetry.db import connect
 from telemetry.migrate import migrate
@@ -40,16 +40,24 @@ class CommandError(Exception):
 
 
 def resolve_settings(
-    *, demo: bool = False, needs_secret: bool = True, serving: bool = False
+    *,
+    demo: bool = False,
+    needs_secret: bool = True,
+    serving: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> Settings:
     """Settings from the environment, with the embedded defaults of local runs filled in;
     `serving` (serve, demo) switches logging to the service's format and level first.
 
     A local run (no DATABASE_URL, not production) uses the embedded PostgreSQL and, unless
     one is given, the secret kept in the data directory: `wattwise token` then signs tokens
-    that a running `wattwise demo` accepts.
+    that a running `wattwise demo` accepts. `overrides` (command-line flags) win over the
+    environment and are validated like it.
     """
-    settings = Settings(env=os.environ.get("WATTWISE_ENV", "demo")) if demo else Settings()
+    given = dict(overrides or {})
+    if demo:
+        given.setdefault("env", os.environ.get("WATTWISE_ENV", "demo"))
+    settings = load(**given)
     local = settings.database_url is None and not settings.production
     if settings.jwt_secret is None and (local or settings.env == "demo"):
         secret = embedded.demo_secret(settings.data_dir)
@@ -259,14 +267,6 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> None:
         raise CommandError(code)
 
 
-def cmd_eval(settings: Settings, args: argparse.Namespace) -> None:
-    from evals.cli import main_async
-
-    code = asyncio.run(main_async(settings, args))
-    if code:
-        raise SystemExit(code)
-
-
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from agent.demo import run_demo
 
@@ -277,9 +277,15 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wattwise", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="run the service with the environment's settings")
+    serve = sub.add_parser("serve", help="run the service with the environment's settings")
+    serve.add_argument("--host", help="address to listen on (default: WATTWISE_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: WATTWISE_PORT)")
+    serve.add_argument(
+        "--workers", type=int, help="processes on the one socket (default: WATTWISE_WORKERS)"
+    )
     demo = sub.add_parser("demo", help="run the service on embedded defaults with a demo home")
     demo.add_argument("--days", type=float, default=30, help="days of demo telemetry")
+    demo.add_argument("--port", type=int, help="port to listen on (default: WATTWISE_PORT)")
     sub.add_parser("migrate", help="apply pending database migrations")
     ask = sub.add_parser("ask", help="ask the assistant one question; streams the answer")
     ask.add_argument("question")
@@ -288,9 +294,6 @@ def parser() -> argparse.ArgumentParser:
         "--as", dest="as_email", default="demo@wattwise.local", help="the asking user's email"
     )
     ask.add_argument("--voice", action="store_true", help="answer in the voice style")
-    from evals.cli import add_arguments
-
-    add_arguments(sub.add_parser("eval", help="run the eval datasets and write a report"))
     seed = sub.add_parser("seed-demo", help="create a demo household with synthetic telemetry")
     seed.add_argument("--days", type=float, default=30)
     seed.add_argument("--seed", type=int, default=1)
@@ -341,7 +344,6 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
     ("serve", None): cmd_serve,
     ("demo", None): cmd_demo,
     ("ask", None): cmd_ask,
-    ("eval", None): cmd_eval,
     ("migrate", None): cmd_migrate,
     ("seed-demo", None): cmd_seed_demo,
     ("refresh", None): cmd_refresh,
@@ -354,7 +356,9 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
 }
 
 
-SIGNING_COMMANDS = {"serve", "demo", "token", "ask", "eval"}
+SIGNING_COMMANDS = {"serve", "demo", "token", "ask"}
+# Flags that stand for a setting: given, they win over the environment.
+SETTING_FLAGS = ("host", "port", "workers")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -366,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo=args.command == "demo",
             needs_secret=args.command in SIGNING_COMMANDS,
             serving=args.command in ("serve", "demo"),
+            overrides={k: v for k in SETTING_FLAGS if (v := getattr(args, k, None)) is not None},
         )
         command(settings, args)
     except (CommandError, ConfigError, ValidationError) as exc:

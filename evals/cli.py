@@ -1,10 +1,15 @@
-"""`wattwise eval`: seed the fixtures into a scratch database, run the datasets, write the
+"""`python -m evals`: seed the fixtures into a scratch database, run the datasets, write the
 report (report.json, summary.md, chart.png), compare with a baseline, and exit 1 when a
-threshold is missed."""
+threshold is missed.
+
+It is a command of the checkout, not of the product: `wattwise` never imports evals (whose
+extra, httpx, matplotlib and tqdm, a plain install lacks); evals drives the product from
+outside, with the settings `wattwise` itself would resolve."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -21,6 +26,23 @@ from telemetry.db import connect, create_pool, scratch_database
 from telemetry.migrate import migrate
 
 THRESHOLDS = ("routing", "numeric", "faithfulness", "consent", "scoping")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agent import logs
+    from agent.cli import resolve_settings
+    from agent.settings import ConfigError
+
+    p = argparse.ArgumentParser(prog="python -m evals", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    logs.configure(fmt="text")
+    try:
+        settings = resolve_settings(needs_secret=True)
+    except ConfigError as exc:
+        print(f"evals: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(main_async(settings, args))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,7 +92,7 @@ async def main_async(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _remote(args: argparse.Namespace, chosen: list[cases.Case]) -> list[TurnResult]:
     if not args.token:
-        raise SystemExit("wattwise: --url needs --token (an administrator's)")
+        raise SystemExit("evals: --url needs --token (an administrator's)")
     headers = {"Authorization": f"Bearer {args.token}"}
     async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=120) as client:
         remote = await seed_remote(client)

@@ -1,4 +1,4 @@
-"""The eval against a running service (`wattwise eval --url URL --token T`), through its
+"""The eval against a running service (`python -m evals --url URL --token T`), through its
 public API only. T is an administrator's token: the harness creates the fixture households
 and their devices, posts their telemetry through POST /v1/telemetry, then asks every
 case through POST /v1/households/{id}/chat and reads the UI message stream.

@@ -134,7 +134,7 @@ async def test_wattwise_eval_writes_its_report_and_exits_1_below_a_threshold(
     out = tmp_path / "report"
     env = {**os.environ, "DATABASE_URL": db.dsn, "WATTWISE_JWT_SECRET": TEST_SECRET}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli", "eval", "--dataset", str(dataset),
+        sys.executable, "-m", "evals", "--dataset", str(dataset),
         "--out", str(out), "--min-routing", "98",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -145,7 +145,7 @@ async def test_wattwise_eval_writes_its_report_and_exits_1_below_a_threshold(
         assert (out / name).stat().st_size > 0
     baseline = out / "report.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli", "eval", "--dataset", str(dataset),
+        sys.executable, "-m", "evals", "--dataset", str(dataset),
         "--out", str(tmp_path / "again"), "--baseline", str(baseline),
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
