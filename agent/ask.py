@@ -60,12 +60,21 @@ async def ask(
             await turn.prepare()
         except QuotaRefused as exc:
             return f"{exc.code}: {exc.message}"
+        midline = False  # the answer's last line is not ended yet
         async with aclosing(turn.events()) as events:
             async for event in events:
+                if midline and not isinstance(event, Text):
+                    # End the answer's line before a note, so the two never share a line
+                    # on a terminal that shows both streams.
+                    out.write("\n")
+                    out.flush()
+                    midline = False
                 match event:
                     case Text(text=text):
                         out.write(text)
                         out.flush()
+                        if text:
+                            midline = not text.endswith("\n")
                     case RouteInfo():
                         r = event.public()
                         window = r["window"]["name"] if r["window"] else "-"
@@ -88,8 +97,9 @@ async def ask(
                         u = event.public()
                         print(f"[tokens {u['total_tokens']}, cost {u['cost']:.6f}]", file=err)
                     case Failed(code=code, message=message):
-                        print(f"\n[error {code}: {message}]", file=err)
-        out.write("\n")
+                        print(f"[error {code}: {message}]", file=err)
+        if midline:
+            out.write("\n")
     return None
 
 

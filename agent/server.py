@@ -2,15 +2,24 @@
 
 uvicorn's own access log is off: the app logs one structured line per request itself
 (agent.observe), with what uvicorn cannot know (the user, the household, the route).
+
+With several workers, uvicorn's own supervisor binds the socket once and runs one process
+per worker; it starts each with a plain uvicorn.Server, so the app (`_WorkerApp`, pickled
+into the child with the resolved settings) chains the drain in front of the handler uvicorn
+installed for SIGTERM and SIGINT when its lifespan starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import signal
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.supervisors import Multiprocess
 
 from agent.http import create_app
 from agent.lifecycle import Lifecycle
@@ -32,19 +41,62 @@ class _DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: Settings, *, demo: DemoPage | None = None) -> None:
-    lifecycle = Lifecycle(settings.shutdown_grace_seconds)
-    app = create_app(settings=settings, lifecycle=lifecycle, demo=demo)
-    config = uvicorn.Config(
+def _config(app: Any, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        workers=settings.workers,
         log_config=None,  # the root logger's handler (agent.logs) formats uvicorn's lines too
         access_log=False,
         timeout_graceful_shutdown=math.ceil(
             settings.shutdown_grace_seconds + UVICORN_MARGIN_SECONDS
         ),
     )
+
+
+class _WorkerApp:
+    """The app of one worker process, built in that process from the parent's settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._app: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self.settings, "_app": None}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            from agent import logs
+
+            logs.configure(level=self.settings.log_level, fmt=self.settings.logs_as)
+            lifecycle = Lifecycle(self.settings.shutdown_grace_seconds)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                _drain_first(sig, lifecycle)
+            self._app = create_app(settings=self.settings, lifecycle=lifecycle)
+        await self._app(scope, receive, send)
+
+
+def _drain_first(sig: int, lifecycle: Lifecycle) -> None:
+    then = signal.getsignal(sig)
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        lifecycle.drain_threadsafe()
+        if callable(then):
+            then(signum, frame)
+
+    signal.signal(sig, handle)
+
+
+def serve(settings: Settings, *, demo: DemoPage | None = None) -> None:
     # Ctrl+C: uvicorn re-raises SIGINT once it has shut down; that is a clean exit.
     with contextlib.suppress(KeyboardInterrupt):
+        if settings.workers > 1 and demo is None:
+            config = _config(_WorkerApp(settings), settings)
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            return
+        lifecycle = Lifecycle(settings.shutdown_grace_seconds)
+        app = create_app(settings=settings, lifecycle=lifecycle, demo=demo)
+        config = _config(app, settings)
+        config.workers = 1
         _DrainingServer(config, lifecycle).run()

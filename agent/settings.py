@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from quota.prices import PriceError, parse_prices
@@ -41,6 +41,23 @@ class ConfigError(RuntimeError):
     """The configuration is unsafe or unusable; the service refuses to start."""
 
 
+_HIDDEN = ("SECRET", "KEY", "TOKEN", "PASSWORD", "URL")  # values never echoed back
+
+
+def load(**overrides: object) -> Settings:
+    """Settings from the environment (`overrides` win), or a ConfigError saying in one line
+    which settings are bad and why."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            shown = "" if any(h in name.upper() for h in _HIDDEN) else f"={err.get('input')!s}"
+            problems.append(f"{name}{shown}: {err['msg']}")
+        raise ConfigError("bad setting " + "; ".join(problems)) from None
+
+
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
 
@@ -55,6 +72,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     host: str = Field("127.0.0.1", validation_alias=_env("WATTWISE_HOST"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("WATTWISE_PORT"))
+    workers: int = Field(1, ge=1, le=64, validation_alias=_env("WATTWISE_WORKERS"))
     data_dir: Path = Field(Path(".wattwise"), validation_alias=_env("WATTWISE_DATA_DIR"))
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("WATTWISE_CORS_ORIGINS")
@@ -314,11 +332,3 @@ def check(settings: Settings, *, needs_secret: bool = True) -> tuple[Settings, l
     if refusals:
         raise ConfigError("refusing to start: " + "; ".join(refusals))
     return _clamped(settings, warnings), warnings
-
-
-def load() -> Settings:
-    """Read the environment, check it, log the warnings."""
-    settings, warnings = check(Settings())
-    for warning in warnings:
-        log.warning("configuration: %s", warning)
-    return settings

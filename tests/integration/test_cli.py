@@ -4,6 +4,7 @@ its line, that the API accepts."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import sys
@@ -11,6 +12,8 @@ from uuid import UUID
 
 import httpx
 
+from agent.ask import ask
+from agent.settings import Settings
 from telemetry.db import connect
 from tests.integration.conftest import TEST_SECRET, Database
 
@@ -114,3 +117,23 @@ async def test_ask_streams_an_answer_with_its_route_and_freshness(db: Database) 
     code, _, err = await _wattwise(db, "ask", "hi", "--as", "nobody@example.test")
     assert code == 2
     assert "no user 'nobody@example.test'" in err
+
+
+async def test_ask_ends_the_answer_line_before_its_notes(db: Database) -> None:
+    code, out, err = await _wattwise(db, "seed-demo", "--days", "1")
+    assert code == 0, err
+    household_id = out.strip()
+    await _wattwise(db, "user", "add", "nl@example.test", "--role", "resident")
+    await _wattwise(db, "member", "add", household_id, "nl@example.test", "--role", "owner")
+    terminal = io.StringIO()  # stdout and stderr on one screen, as a terminal shows them
+    settings = Settings(env="development", database_url=db.dsn, jwt_secret=TEST_SECRET)
+    why = await ask(
+        settings, "how much energy did I use yesterday?", email="nl@example.test",
+        household=None, voice=False, out=terminal, err=terminal,
+    )  # fmt: skip
+    assert why is None
+    lines = terminal.getvalue().splitlines()
+    answer = [n for n, line in enumerate(lines) if line.startswith("You used")]
+    assert answer, lines
+    assert all(line.startswith("[") for line in lines[answer[0] + 1 :]), lines
+    assert terminal.getvalue().endswith("\n")

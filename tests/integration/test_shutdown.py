@@ -202,3 +202,59 @@ async def test_sigterm_drains_a_real_service_and_leaves_no_reservation(
     assert names.index("draining") < names.index("stopped")
     outcomes = sorted(line["outcome"] for line in lines if line.get("event") == "turn")
     assert outcomes == ["ok", "shutting_down"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _workers(pid: int) -> list[int]:
+    """uvicorn's worker processes under `pid` (not multiprocessing's resource tracker)."""
+    return [
+        child
+        for child in _children(pid)
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+        and b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+async def test_serve_with_workers_runs_that_many_processes_and_each_drains(
+    tmp_path: Path, db: Database, fake: FakeLLM, make_user: MakeUser, pool: asyncpg.Pool
+) -> None:
+    if db.backend != "postgres":
+        pytest.skip("a process's signal handling does not depend on the backend")
+    user, headers = await make_user("resident")
+    home = await seeded_home(pool, user.id, days=0.2, seed=7)
+    env = service_env(db.dsn, fake.base_url, WATTWISE_WORKERS="2")
+    async with (
+        wattwise_serve(tmp_path / "service.log", env, ready_seconds=60) as service,
+        httpx.AsyncClient(base_url=service.url, headers=headers, timeout=15) as client,
+    ):
+        workers = _workers(service.process.pid)
+        assert len(workers) == 2, service.log_path.read_text()
+        # Streams on both workers (the kernel spreads connections over them); each ends
+        # with the drain's own code, which only a worker that drained sends.
+        async with (
+            client.stream("GET", f"/v1/households/{home}/live/stream") as one,
+            httpx.AsyncClient(base_url=service.url, headers=headers, timeout=15) as other,
+            other.stream("GET", f"/v1/households/{home}/live/stream") as two,
+        ):
+            assert one.status_code == two.status_code == 200
+            exited = asyncio.ensure_future(service.terminate())
+            ends = await asyncio.gather(_live_end(one), _live_end(two))
+        await asyncio.wait_for(exited, 15)
+    assert [end.json()["code"] for end in ends] == ["shutting_down", "shutting_down"]
+    assert not [w for w in workers if _alive(w)]
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from agent.settings import MAX_RATE_PER_MINUTE, ConfigError, Settings, check
+from agent.settings import MAX_RATE_PER_MINUTE, ConfigError, Settings, check, load
 
 STRONG = "kq3J9x-LmZ2v8RtY7wPb4NcD6hFg1sAe"
 
@@ -104,3 +104,31 @@ def test_operations_settings_are_read_from_the_environment(
     assert Settings(env="demo").logs_as == "text"
     with pytest.raises(ValueError, match="WATTWISE_LOG_FORMAT"):
         Settings.model_validate({"WATTWISE_LOG_FORMAT": "xml"})
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable_and_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WATTWISE_PORT", "70000")
+    monkeypatch.setenv("WATTWISE_RATE_PER_MINUTE", "often")
+    with pytest.raises(ConfigError) as raised:
+        load()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "WATTWISE_PORT=70000: Input should be less than or equal to 65535" in message
+    assert "WATTWISE_RATE_PER_MINUTE=often" in message
+
+
+def test_a_bad_secret_or_url_is_named_but_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(database_url=["postgresql://u:hunter2@h/d"])
+    assert "hunter2" not in str(raised.value)
+    assert str(raised.value).startswith("bad setting database_url: ")
+
+
+def test_a_command_line_flag_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATTWISE_PORT", "8001")
+    monkeypatch.setenv("WATTWISE_WORKERS", "3")
+    assert load().port == 8001
+    flagged = load(port=9000, host="127.0.0.2", workers=2)
+    assert (flagged.port, flagged.host, flagged.workers) == (9000, "127.0.0.2", 2)
