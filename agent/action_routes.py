@@ -89,9 +89,10 @@ def _key(request: Request, *, required: bool) -> str | None:
 
 
 async def _no_body(request: Request) -> NoBody:
-    if not (await request.body()).strip():
+    raw = await requests.read(request, requests.MAX_ADMIN_BODY_BYTES)
+    if not raw.strip():
         return NoBody()
-    return await requests.body(request, NoBody)
+    return requests.validated(NoBody, raw)
 
 
 def _digest(request: Request, body: BaseModel) -> str:

@@ -1,19 +1,20 @@
 """POST /v1/households/{id}/chat: one turn, streamed as the AI SDK UI message stream.
 
 Everything that can refuse the turn happens before the response starts and is a plain
-JSON error: 413 (too many or too long messages, checked first), 422, 401, 404, 403 (a
-gateway), then the quota's 402 / 429 / 503. After that, failures are `error` chunks in
+JSON error: 401 (checked before the body is read), 413 (a body over MAX_BODY_BYTES, too
+many or too long messages), 400 (not JSON), 422, 404, 403 (a gateway), then the quota's
+402 / 429 / 503. After that, failures are `error` chunks in
 the stream. A client that hangs up cancels the turn: the model request is closed and its
 quota settled.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette import EventSourceResponse
@@ -96,12 +97,7 @@ def _loose_text(m: dict[str, Any]) -> str:
 
 
 def parse(raw: bytes) -> ChatIn:
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
-    try:
-        data: Any = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return requests.validated(ChatIn, raw)  # not JSON: the 422 says why
+    data = requests.document(raw)
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
         check_limits(data["messages"])
     return _ends_with_user(requests.validated(ChatIn, data))
@@ -123,12 +119,15 @@ def _ends_with_user(body: ChatIn) -> ChatIn:
 
 
 async def start_turn(
-    request: Request, body: ChatIn, *, style: Literal["chat", "voice"] | None = None
+    request: Request,
+    body: ChatIn,
+    user_id: UUID,
+    *,
+    style: Literal["chat", "voice"] | None = None,
 ) -> Turn:
-    """Authenticate, resolve the household in the path, route and reserve: everything that
-    may still end in a plain HTTP error."""
+    """Load the token's user, resolve the household in the path, route and reserve:
+    everything after the body that may still end in a plain HTTP error."""
     deps = requests.deps(request)
-    user_id = requests.token_user(request)
     async with deps.connection() as conn:
         user = await requests.principal(request, conn, user_id)
         seen = await requests.readable(conn, user, request, "chat")
@@ -177,8 +176,9 @@ def stream_response(
 
 
 async def chat(request: Request) -> Response:
-    body = parse(await request.body())
-    turn = await start_turn(request, body)
+    user_id = requests.token_user(request)
+    body = parse(await requests.read(request, MAX_BODY_BYTES))
+    turn = await start_turn(request, body, user_id)
     return stream_response(turn, "chat", _events(turn), headers=ui_stream.HEADERS)
 
 

@@ -1,12 +1,14 @@
 """Domain errors and the one error shape every client sees: {"error": {"code", "message"}}.
 
 WattwiseError                  status, code, message (+ optional fields)
+ ├── BadRequest          400   a body that is not JSON (or nests too deep), or ended early
  ├── Unauthorized        401   missing, malformed, expired or forged credentials
  ├── Forbidden           403   authenticated, visible, but not allowed to do this
  ├── NotFound            404   absent, or not visible to the caller (the same answer)
  ├── Conflict            409   would break a uniqueness rule
  ├── PayloadTooLarge     413   body or batch beyond the limits
- ├── InvalidRequest      422   a field failed validation (fields say which and why)
+ ├── InvalidRequest      422   a field failed validation (fields say which and why), or
+ │                             holds text that is not text (U+0000, a lone surrogate)
  └── Unavailable         503   a dependency is down or not ready
 """
 
@@ -40,6 +42,11 @@ class WattwiseError(Exception):
         if self.fields:
             error["fields"] = [{"field": f.field, "reason": f.reason} for f in self.fields]
         return {"error": error}
+
+
+class BadRequest(WattwiseError):
+    status = 400
+    code = "bad_request"
 
 
 class Unauthorized(WattwiseError):

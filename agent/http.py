@@ -273,6 +273,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # A bug: Starlette re-raises it after this response, so the server logs its traceback
+    # once; the client gets the one error shape, not a plain-text 500.
+    error = WattwiseError("Something went wrong on our side.")
+    return JSONResponse(error.body(), status_code=error.status)
+
+
 def routes() -> list[Route]:
     h = "/v1/households/{household_id}"
     return [
@@ -351,6 +358,7 @@ def create_app(
             WattwiseError: _domain_error,
             QuotaRefused: _quota_refused,
             HTTPException: _http_error,
+            Exception: _unexpected,
             asyncpg.QueryCanceledError: _statement_timeout,
             **dict.fromkeys(TRANSIENT_DB_ERRORS, _database_down),
         },

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent import chat_routes, requests
-from agent.errors import FieldError, InvalidRequest, NotFound, PayloadTooLarge, Unavailable
+from agent.errors import FieldError, InvalidRequest, NotFound, Unavailable
 from agent.turn import (
     ActionProposed,
     CommandIssued,
@@ -88,8 +88,6 @@ async def list_models(request: Request) -> Response:
 
 
 def _parse(raw: bytes) -> tuple[CompletionIn, chat_routes.ChatIn]:
-    if len(raw) > chat_routes.MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body is larger than {chat_routes.MAX_BODY_BYTES} bytes.")
     body = requests.validated(CompletionIn, raw)
     kept = [
         {"role": m.role, "content": m.text}
@@ -135,9 +133,9 @@ async def _household(request: Request, conn: Any, user: access.User) -> access.V
 
 
 async def completions(request: Request) -> Response:
-    body, chat = _parse(await request.body())
-    deps = requests.deps(request)
     user_id = requests.token_user(request)
+    body, chat = _parse(await requests.read(request, chat_routes.MAX_BODY_BYTES))
+    deps = requests.deps(request)
     async with deps.connection() as conn:
         user = await requests.principal(request, conn, user_id)
         seen = await _household(request, conn, user)

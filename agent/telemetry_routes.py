@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast, get_args
@@ -13,7 +12,14 @@ from starlette.responses import JSONResponse, Response
 
 from agent import requests
 from agent.cache import OPEN_WINDOW_SECONDS
-from agent.errors import FieldError, Forbidden, InvalidRequest, PayloadTooLarge, Unavailable
+from agent.errors import (
+    FieldError,
+    Forbidden,
+    InvalidRequest,
+    PayloadTooLarge,
+    Unavailable,
+    WattwiseError,
+)
 from telemetry import access, households, ingest, live, queries, windows
 from telemetry.windows import Window
 
@@ -22,19 +28,11 @@ MAX_TOP_DEVICES = 20
 MAX_SERIES_BUCKETS = 3000
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(_too_large_bytes())
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(_too_large_bytes())
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _too_many(count: str) -> str:
+    return (
+        f"A telemetry request may carry at most {ingest.MAX_READINGS} readings; this one has "
+        f"{count}. Split the batch. Nothing was stored."
+    )
 
 
 def _too_large_bytes() -> str:
@@ -48,16 +46,15 @@ def _readings(body: bytes, content_type: str) -> list[object]:
         for line in body.split(b"\n"):
             if not line.strip():
                 continue
+            if len(items) == ingest.MAX_READINGS:
+                raise PayloadTooLarge(_too_many(f"more than {ingest.MAX_READINGS}"))
             try:
-                items.append(json.loads(line))
-            except ValueError:
+                items.append(requests.document(line))
+            except WattwiseError as exc:
                 # Reported at its index like any other bad reading; the rest go on.
-                items.append(None)
+                items.append(ingest.Unreadable(exc.code, exc.message))
         return items
-    try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
+    document = requests.document(body)
     readings = document.get("readings") if isinstance(document, dict) else None
     if not isinstance(readings, list):
         raise InvalidRequest(
@@ -66,16 +63,14 @@ def _readings(body: bytes, content_type: str) -> list[object]:
     return readings
 
 
+@requests.body_limit(ingest.MAX_BODY_BYTES, too_large=_too_large_bytes())
 async def post_telemetry(request: Request, conn: Any, user: access.User) -> Response:
     if user.role == "support":
         raise Forbidden("Support access is read-only.")
-    body = await _read_limited(request, ingest.MAX_BODY_BYTES)
+    body = await requests.read(request, ingest.MAX_BODY_BYTES, too_large=_too_large_bytes())
     items = _readings(body, request.headers.get("content-type", "application/json"))
     if len(items) > ingest.MAX_READINGS:
-        raise PayloadTooLarge(
-            f"A telemetry request may carry at most {ingest.MAX_READINGS} readings; this one has "
-            f"{len(items)}. Split the batch. Nothing was stored."
-        )
+        raise PayloadTooLarge(_too_many(str(len(items))))
     deps = requests.deps(request)
     settings = deps.settings
     policy = ingest.Policy(

@@ -185,6 +185,15 @@ class _Attributable:
     code: str
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An NDJSON line that is not a reading's JSON (agent.requests.document refused it):
+    rejected at its index with this code and message, like any other bad reading."""
+
+    code: str
+    message: str
+
+
 class _Bad(Exception):
     def __init__(self, code: str, message: str, kept: _Attributable | None = None) -> None:
         self.code = code
@@ -299,6 +308,8 @@ def check(
 def _classify(item: object, devices: Writable, policy: Policy) -> _Bad:
     """Why a reading was refused: the first check it fails, in a fixed order."""
     try:
+        if isinstance(item, Unreadable):
+            raise _Bad(item.code, item.message)
         if not isinstance(item, dict):
             raise _Bad("invalid_reading", "a reading must be a JSON object")
         raw_id = item.get("device_id")

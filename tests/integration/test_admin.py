@@ -115,12 +115,12 @@ async def test_bad_household_input_gets_422_naming_the_field(
         assert await conn.fetchval("SELECT count(*) FROM households") == 0
 
 
-async def test_malformed_json_gets_422(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+async def test_malformed_json_gets_400(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     response = await client.post(
         "/v1/households", content=b"{not json", headers=admin | {"content-type": "application/json"}
     )
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "invalid_request"
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
 
 
 async def test_an_oversized_body_gets_413(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

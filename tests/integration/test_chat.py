@@ -218,11 +218,18 @@ async def test_voice_style_speaks_units_and_writes_no_markup(
     ],
 )
 async def test_bad_bodies_are_refused_before_anything_else(
-    client: httpx.AsyncClient, messages: list[dict[str, str]], status: int, code: str
+    client: httpx.AsyncClient,
+    make_user: MakeUser,
+    messages: list[dict[str, str]],
+    status: int,
+    code: str,
 ) -> None:
-    # No token and an unknown household: the body's size is still what is reported first
-    # for 413; a well-sized bad body is 422 before authentication too.
-    r = await client.post(f"/v1/households/{uuid.uuid4()}/chat", json={"messages": messages})
+    # A valid token (checked before the body is read) and an unknown household: the body's
+    # limits and validity are still reported before the household is looked up.
+    _, headers = await make_user("resident")
+    r = await client.post(
+        f"/v1/households/{uuid.uuid4()}/chat", json={"messages": messages}, headers=headers
+    )
     assert r.status_code == status
     assert r.json()["error"]["code"] == code
 

@@ -226,7 +226,7 @@ async def test_ndjson_is_accepted_and_a_broken_line_is_reported_at_its_index(
     )
     result = response.json()
     assert result["accepted"] == 3
-    assert [(r["index"], r["code"]) for r in result["rejected"]] == [(1, "invalid_reading")]
+    assert [(r["index"], r["code"]) for r in result["rejected"]] == [(1, "invalid_json")]
     assert await _count(pool) == 3
 
 
@@ -315,14 +315,16 @@ async def test_residents_write_their_own_household_and_support_may_not_write(
     assert refused.status_code == 403
 
 
-async def test_a_body_that_is_not_a_batch_gets_422(client: httpx.AsyncClient, home: Home) -> None:
-    for body in ["[1, 2]", "{}", "{not json"]:
+async def test_a_body_that_is_not_a_batch_gets_422_and_not_json_400(
+    client: httpx.AsyncClient, home: Home
+) -> None:
+    for body, status in [("[1, 2]", 422), ("{}", 422), ("{not json", 400)]:
         response = await client.post(
             "/v1/telemetry",
             content=body,
             headers=home.gateway | {"content-type": "application/json"},
         )
-        assert response.status_code == 422, body
+        assert response.status_code == status, body
 
 
 async def test_a_batch_over_several_chunks_reports_exact_indices_and_survives_a_late_conflict(
