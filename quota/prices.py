@@ -101,5 +101,7 @@ def micro_units(amount: float | Decimal) -> int:
 
 def estimate_tokens(text: str) -> int:
     """A deliberately high estimate of a text's tokens (about 4 bytes per token in English
-    text; counted as 3), for reserving before a call and for a stream cut before usage."""
-    return -(-len(text.encode()) // 3)
+    text; counted as 3), for reserving before a call and for a stream cut before usage.
+
+    surrogatepass: a lone surrogate (3 bytes) is counted like any character, not a crash."""
+    return -(-len(text.encode("utf-8", "surrogatepass")) // 3)
