@@ -104,7 +104,8 @@ def parse(raw: bytes) -> ChatIn:
 
 
 def from_messages(messages: list[dict[str, str]]) -> ChatIn:
-    """A chat body from another API's messages, under the same limits."""
+    """A chat body from another API's user and assistant messages, under the same limits:
+    more than MAX_MESSAGES is refused, never cut."""
     check_limits(messages)
     return _ends_with_user(requests.validated(ChatIn, {"messages": messages}))
 

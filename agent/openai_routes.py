@@ -89,11 +89,13 @@ async def list_models(request: Request) -> Response:
 
 def _parse(raw: bytes) -> tuple[CompletionIn, chat_routes.ChatIn]:
     body = requests.validated(CompletionIn, raw)
+    # The chat endpoint's rule for both: more than MAX_MESSAGES user and assistant messages
+    # is a 413, never silently cut to the last ones.
     kept = [
         {"role": m.role, "content": m.text}
         for m in body.messages
         if m.role in ("user", "assistant") and m.text
-    ][-chat_routes.MAX_MESSAGES :]
+    ]
     if body.model not in MODELS:
         raise NotFound(
             f"No model {body.model[:64]!r}; use one of {', '.join(MODELS)}.",
