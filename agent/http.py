@@ -67,9 +67,15 @@ async def list_households(request: Request, conn: Any, user: access.User) -> Res
                 action="household.list",
                 request_id=request.state.request_id,
             )
-    return JSONResponse(
-        {"households": [item.household.public() | {"access": item.relation} for item in seen]}
-    )
+    return JSONResponse({"households": [_listed(item) for item in seen]})
+
+
+def _listed(item: access.Visible) -> dict[str, Any]:
+    """A household as GET /v1/households lists it: a gateway, which may read none of a
+    household's details, gets the id it posts telemetry for (and lists devices of)."""
+    if not requests.may_read(item):
+        return {"id": str(item.household.id), "access": item.relation}
+    return item.household.public() | {"access": item.relation}
 
 
 async def create_household(request: Request, conn: Any, user: access.User) -> Response:

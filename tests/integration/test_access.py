@@ -166,3 +166,15 @@ async def test_a_resident_cannot_be_bound_as_a_gateway(
     )
     assert response.status_code == 422
     assert response.json()["error"]["fields"][0]["field"] == "role"
+
+
+async def test_a_gateway_lists_only_the_ids_of_its_households(
+    client: httpx.AsyncClient, make_user: MakeUser, homes: dict[str, Any]
+) -> None:
+    gateway, headers = await make_user("gateway")
+    await _bind(
+        client, homes["admin"], homes["mine"], "members", user_id=str(gateway.id), role="gateway"
+    )
+    listed = (await client.get("/v1/households", headers=headers)).json()["households"]
+    # No name, time zone or tariff: what it posts telemetry with is its devices' ids.
+    assert listed == [{"id": homes["mine"], "access": "gateway"}]
