@@ -1,13 +1,19 @@
-"""Bearer tokens: HS256 JWTs issued and verified with PyJWT, and the request's user.
+"""Bearer tokens: HS256 JWTs issued and verified with PyJWT, and the claims a request keeps.
 
-The token only names the user (`sub`); the role and every household the user may see are
-read from the database on each request, so revoking access takes effect at once.
+The token only names the user (`sub`), itself (`jti`) and when it was issued (`iat`); the
+role, every household the user may see and whether the token or the user's tokens were
+revoked are read from the database on each request (telemetry.access.bearer, in the same
+round trip as the user), so revoking takes effect at once in every process. The cache of
+verified tokens below holds only what a revocation cannot change (a good signature, the
+claims), which is why nothing has to be dropped from it when a token is revoked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -24,10 +30,31 @@ REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 # and checking its signature and claims again each time costs more than the rest of
 # authentication. An entry lives until the token's own expiry, never longer.
 VERIFIED_TOKENS = 10_000
+# A token issued before tokens carried a jti is named by its digest instead.
+DIGEST_PREFIX = "sha256:"
+MAX_JTI_LENGTH = 200
 
 
-def _until_exp(_key: bytes, value: tuple[UUID, float], _now: float) -> float:
-    return value[1]
+@dataclass(frozen=True)
+class Claims:
+    """What a verified token says: whose it is, its id, when it was issued and expires."""
+
+    user_id: UUID
+    jti: str
+    issued_at: datetime
+    expires_at: float  # seconds since the epoch, as in `exp`
+
+    @property
+    def expires(self) -> datetime:
+        return datetime.fromtimestamp(self.expires_at, UTC)
+
+
+def _until_exp(_key: bytes, value: Claims, _now: float) -> float:
+    return value.expires_at
+
+
+def _invalid() -> Unauthorized:
+    return Unauthorized("The token is not valid.", code="invalid_token")
 
 
 class TokenIssuer:
@@ -35,7 +62,7 @@ class TokenIssuer:
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
-        self._verified: TLRUCache[bytes, tuple[UUID, float]] = TLRUCache(
+        self._verified: TLRUCache[bytes, Claims] = TLRUCache(
             maxsize=VERIFIED_TOKENS, ttu=_until_exp, timer=time.time
         )
 
@@ -45,19 +72,27 @@ class TokenIssuer:
             "sub": str(user_id),
             "iss": self.issuer,
             "aud": self.audience,
-            "iat": issued,
+            "jti": uuid.uuid4().hex,
+            # Fractional (RFC 7519 allows it): revoking a user's tokens issued before an
+            # instant must spare one issued later within the same second.
+            "iat": issued.timestamp(),
             "exp": issued + ttl,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> UUID:
         """The user id a valid token names; Unauthorized for anything else."""
+        return self.claims(token).user_id
+
+    def claims(self, token: str) -> Claims:
+        """The claims of a valid token; Unauthorized for anything else. Whether it was
+        revoked is the database's to say (telemetry.access.bearer)."""
         digest = hashlib.sha256(token.encode()).digest()
         known = self._verified.get(digest)
         if known is not None:
-            return known[0]
+            return known
         try:
-            claims = jwt.decode(
+            decoded = jwt.decode(
                 token,
                 self._secret,
                 algorithms=ALLOWED_ALGORITHMS,
@@ -68,14 +103,19 @@ class TokenIssuer:
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The token has expired.", code="token_expired") from exc
         except jwt.InvalidTokenError as exc:
-            raise Unauthorized("The token is not valid.", code="invalid_token") from exc
+            raise _invalid() from exc
+        jti = decoded.get("jti", DIGEST_PREFIX + digest.hex())
+        if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
+            raise _invalid()
         try:
-            user_id = UUID(str(claims["sub"]))
-        except ValueError as exc:
-            raise Unauthorized("The token is not valid.", code="invalid_token") from exc
+            user_id = UUID(str(decoded["sub"]))
+            issued_at = datetime.fromtimestamp(float(decoded["iat"]), UTC)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise _invalid() from exc
         # PyJWT refuses a token at its exp second; so does the cache.
-        self._verified[digest] = (user_id, float(claims["exp"]))
-        return user_id
+        claims = Claims(user_id, jti, issued_at, float(decoded["exp"]))
+        self._verified[digest] = claims
+        return claims
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -27,6 +27,7 @@ from agent import (
     metrics,
     openai_routes,
     requests,
+    revocation_routes,
     schemas,
     telemetry_routes,
     widget_routes,
@@ -315,6 +316,7 @@ def routes() -> list[Route]:
         ),
         *openai_routes.routes(),
         *action_routes.routes(),
+        *revocation_routes.routes(),
     ]
 
 

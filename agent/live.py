@@ -12,6 +12,12 @@ sender hands updates straight to the local clients (one process). Pub/sub delive
 most once: after the subscription was lost and regained, every client is told to read
 the state again from the database.
 
+Access that ends (a member or support assignment removed, a token or a user's tokens
+revoked) is announced on the same subscription, on the channel `revoked`: each process
+tells the affected clients to check their token and access again at once, so the end
+reaches open streams in every process within the round trip of one message. The database
+stays the system of record: a lost announcement is caught by the next resync.
+
 Deliberately ours rather than a broadcast library's (encode/broadcaster): it would give
 each subscriber an unbounded queue of every message, which is exactly what a slow client
 must not have.
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +58,15 @@ class Update:
     watts: float
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """Access of `user_id` ended somewhere (in `household_id` only, when given): that user's
+    clients must check their token and access again before they are sent anything more."""
+
+    user_id: UUID
+    household_id: UUID | None = None
+
+
 @dataclass(eq=False)
 class _Household:
     """The latest readings this process heard of for a household with clients here."""
@@ -65,22 +81,35 @@ class _Household:
             if known is None or u.ts > known.ts:
                 self.latest[u.device_id] = u
         for subscriber in self.subscribers:
+            subscriber.news = True
             subscriber.wake.set()
 
 
 @dataclass(eq=False)
 class Subscriber:
-    """One live-stream client: `wake` is set when there is news to take, or a signal."""
+    """One live-stream client: `wake` is set when there is news to take, or a signal;
+    `urgent` when the signal may not wait for the next event's interval."""
 
     household: _Household
+    user_id: UUID | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)
+    news: bool = False  # readings arrived since the last take()
     resync: bool = False  # updates may have been lost: read the state again
+    recheck: bool = False  # access may have ended: check the token and access again
     closed: bool = False  # the process is shutting down
 
     def take(self) -> list[Update]:
         """The household's latest readings (the newest per device) as of now."""
         self.wake.clear()
+        self.news = False
         return list(self.household.latest.values())
+
+    def signal(self, *, recheck: bool = False, closed: bool = False) -> None:
+        self.recheck = self.recheck or recheck
+        self.closed = self.closed or closed
+        self.wake.set()
+        self.urgent.set()
 
 
 def _encode(updates: list[Update]) -> str:
@@ -104,6 +133,8 @@ class LiveHub:
     ) -> None:
         self._redis = redis_client
         self._prefix = f"{prefix}:live:"
+        self._revoked = f"{self._prefix}revoked"
+        self._origin = uuid.uuid4().hex  # this process's own announcements are applied at once
         self._metrics = metrics
         self._outbox: asyncio.Queue[tuple[UUID, list[Update]]] = asyncio.Queue(OUTBOX_SIZE)
         self._local: dict[UUID, _Household] = {}
@@ -142,8 +173,7 @@ class LiveHub:
         """Tell every client to end its stream (the process is shutting down)."""
         for household in self._local.values():
             for subscriber in household.subscribers:
-                subscriber.closed = True
-                subscriber.wake.set()
+                subscriber.signal(closed=True)
 
     def publish(self, latest: tuple[Latest, ...] | list[Latest]) -> None:
         """Queue the moved latest readings of a stored batch, per household; never waits."""
@@ -159,13 +189,59 @@ class LiveHub:
             except asyncio.QueueFull:
                 self._count_published("dropped")
 
+    async def revoke(self, revocation: Revocation) -> None:
+        """Have the affected clients check again, here at once and in every other process
+        through Redis. A failed announcement is logged, not raised: the revocation is in
+        the database already, and the other processes' streams meet it at their resync."""
+        self.recheck(revocation)
+        if self._redis is None:
+            return
+        message = json.dumps(
+            {
+                "origin": self._origin,
+                "user_id": str(revocation.user_id),
+                "household_id": str(revocation.household_id) if revocation.household_id else None,
+            }
+        )
+        try:
+            await self._redis.publish(self._revoked, message)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            log.warning("a revocation could not be announced to other processes: %s", exc)
+
+    def recheck(self, revocation: Revocation) -> None:
+        """Tell this process's clients of the revocation's user to check again."""
+        if revocation.household_id is None:
+            households = list(self._local.values())
+        else:
+            households = [h for h in (self._local.get(revocation.household_id),) if h]
+        for household in households:
+            for subscriber in household.subscribers:
+                if subscriber.user_id == revocation.user_id:
+                    subscriber.signal(recheck=True)
+
+    def _announced(self, payload: bytes | str) -> None:
+        try:
+            message = json.loads(payload)
+            if message["origin"] == self._origin:
+                return
+            household = message["household_id"]
+            revocation = Revocation(
+                UUID(message["user_id"]), UUID(household) if household else None
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("a revocation message is malformed: %s", exc)
+            return
+        self.recheck(revocation)
+
     @contextlib.contextmanager
-    def subscribe(self, household_id: UUID) -> Iterator[Subscriber]:
+    def subscribe(self, household_id: UUID, user_id: UUID | None = None) -> Iterator[Subscriber]:
+        """A client of the household's live updates; `user_id`: whose stream it is, for
+        revocations."""
         self.start()
         household = self._local.get(household_id)
         if household is None:
             household = self._local[household_id] = _Household(household_id)
-        subscriber = Subscriber(household)
+        subscriber = Subscriber(household, user_id)
         household.subscribers.add(subscriber)
         self._subscribers += 1
         self._gauge()
@@ -235,6 +311,9 @@ class LiveHub:
                         continue
                     channel = message["channel"]
                     name = channel.decode() if isinstance(channel, bytes) else channel
+                    if name == self._revoked:
+                        self._announced(message["data"])
+                        continue
                     try:
                         household_id = UUID(name[len(self._prefix) :])
                     except ValueError:

@@ -4,9 +4,12 @@ The first `live` event is the state now (the JSON of GET /live); each later one 
 state after one or more new readings, at most one every WATTWISE_LIVE_MIN_INTERVAL
 seconds, and all that arrived meanwhile folded into it. Every
 WATTWISE_LIVE_RESYNC_SECONDS, and whenever the fan-out may have lost updates, the state is
-read again from the database and the token and the caller's access are checked again, so
-a stream outlives neither by more than that. The stream ends with an `end` event whose
-code says why: shutting_down, token_expired, access_revoked. A client that does not take
+read again from the database and the token and the caller's access are checked again.
+Revocations do not wait for that: removing the caller's membership or support assignment,
+or revoking the token or all of the user's tokens, has the stream check again at once in
+every process (agent.live announces them), and the stream ends at its token's own expiry.
+The stream ends with an `end` event whose code says why: shutting_down, token_expired,
+token_revoked, access_revoked. A client that does not take
 an event within WATTWISE_LIVE_SEND_TIMEOUT is dropped (its connection closed, counted in
 wattwise_live_dropped_total); what waits for it meanwhile is one update per device.
 """
@@ -14,9 +17,11 @@ wattwise_live_dropped_total); what waits for it meanwhile is one update per devi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,9 +35,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from agent import logs, requests
-from agent.auth import bearer_token
+from agent.auth import Claims, bearer_token
 from agent.deps import Deps
-from agent.errors import Unauthorized, Unavailable
+from agent.errors import Unavailable
 from agent.live import Update
 from telemetry import access, live
 from telemetry.live import LiveDevice
@@ -47,13 +52,16 @@ SHUTDOWN_GRACE_SECONDS = 1.0
 _ENDINGS = {
     "shutting_down": "The service is restarting; reconnect in a moment.",
     "token_expired": "The token has expired; reconnect with a fresh one.",
+    "token_revoked": "The token was revoked; sign in again.",
     "access_revoked": "This household is no longer visible to you.",
 }
+# A check that could not reach the database is tried again this soon, not at the resync.
+RECHECK_RETRY_SECONDS = 1.0
 
 
 async def live_stream(request: Request) -> Response:
     deps = requests.deps(request)
-    token = bearer_token(request.headers.get("authorization"))
+    token = deps.tokens.claims(bearer_token(request.headers.get("authorization")))
     user_id = requests.token_user(request)
     async with deps.connection() as conn:
         user = await requests.principal(request, conn, user_id)
@@ -66,7 +74,7 @@ async def live_stream(request: Request) -> Response:
         devices = await live.devices(conn, seen.household.id)
     return _Droppable(
         deps,
-        _events(deps, token, user.id, seen.household.id, devices),
+        _events(deps, token, seen.household.id, devices),
         ping=KEEPALIVE_SECONDS,
         send_timeout=deps.settings.live_send_timeout,
         sep="\n",
@@ -120,15 +128,17 @@ def _apply(devices: dict[UUID, LiveDevice], updates: list[Update]) -> bool:
     return known
 
 
-async def _recheck(deps: Deps, token: str, user_id: UUID, household_id: UUID) -> str | None:
+async def _recheck(deps: Deps, token: Claims, household_id: UUID) -> str | None:
     """Why the stream must end now (its token or its access is gone), or None."""
-    try:
-        deps.tokens.verify(token)
-    except Unauthorized:
+    if time.time() >= token.expires_at:
         return "token_expired"
     async with deps.connection() as conn:
-        user, seen = await access.user_with_household(conn, user_id, household_id)
-    if user is None or seen is None or not requests.may_read(seen):
+        found = await access.bearer(
+            conn, token.user_id, household_id, jti=token.jti, issued_at=token.issued_at
+        )
+    if found.user is not None and found.revoked:
+        return "token_revoked"
+    if found.user is None or found.visible is None or not requests.may_read(found.visible):
         return "access_revoked"
     return None
 
@@ -139,14 +149,15 @@ async def _reread(deps: Deps, household_id: UUID) -> dict[UUID, LiveDevice]:
 
 
 async def _events(
-    deps: Deps, token: str, user_id: UUID, household_id: UUID, devices: list[LiveDevice]
+    deps: Deps, token: Claims, household_id: UUID, devices: list[LiveDevice]
 ) -> AsyncIterator[ServerSentEvent]:
     cap = timedelta(seconds=deps.settings.gap_cap_seconds)
     every = deps.settings.live_resync_seconds
     interval = deps.settings.live_min_interval
     loop = asyncio.get_running_loop()
+    expires_at = loop.time() + (token.expires_at - time.time())
     with (
-        deps.live.subscribe(household_id) as subscriber,
+        deps.live.subscribe(household_id, token.user_id) as subscriber,
         deps.metrics.streams.labels("live").track_inprogress(),
     ):
         state = {d.id: d for d in devices}
@@ -154,26 +165,39 @@ async def _events(
         sent, resync_at = loop.time(), loop.time() + every
         while True:
             try:
-                async with asyncio.timeout_at(resync_at):
+                async with asyncio.timeout_at(min(resync_at, expires_at)):
                     await subscriber.wake.wait()
             except TimeoutError:
-                subscriber.resync = True
-            if (wait := sent + interval - loop.time()) > 0 and not subscriber.closed:
-                await asyncio.sleep(wait)  # what arrives meanwhile joins this event
+                if loop.time() >= resync_at:
+                    subscriber.resync = True
+            if (wait := sent + interval - loop.time()) > 0 and not subscriber.urgent.is_set():
+                # What arrives meanwhile joins this event; a revocation or the shutdown
+                # does not wait for it.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await subscriber.urgent.wait()
+            subscriber.urgent.clear()
             if subscriber.closed:
                 yield _end("shutting_down")
                 return
+            if loop.time() >= expires_at:
+                yield _end("token_expired")
+                return
+            news = subscriber.news or subscriber.resync
             resync = not _apply(state, subscriber.take()) or subscriber.resync
-            if resync:
-                subscriber.resync = False
+            if resync or subscriber.recheck:
+                subscriber.resync = subscriber.recheck = False
                 try:
-                    ended = await _recheck(deps, token, user_id, household_id)
+                    ended = await _recheck(deps, token, household_id)
                     if ended is not None:
                         yield _end(ended)
                         return
-                    state = await _reread(deps, household_id)
+                    if resync:
+                        state = await _reread(deps, household_id)
+                    resync_at = loop.time() + every
                 except (OSError, asyncpg.PostgresError, Unavailable) as exc:
                     log.warning("live stream: the database could not be read again: %s", exc)
-                resync_at = loop.time() + every
-            yield _state(household_id, state, cap)
-            sent = loop.time()
+                    resync_at = loop.time() + min(every, RECHECK_RETRY_SECONDS)
+            if news:
+                yield _state(household_id, state, cap)
+                sent = loop.time()

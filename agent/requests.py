@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agent import logs
-from agent.auth import bearer_token
+from agent.auth import Claims, bearer_token
 from agent.deps import Deps, transient_retrying
 from agent.errors import (
     BadRequest,
@@ -235,26 +235,32 @@ def body_limit(limit: int, *, too_large: str | None = None) -> Callable[[H], H]:
 
 
 def token_user(request: Request) -> UUID:
-    """The user id of a valid bearer token (checked before any connection is taken)."""
-    return deps(request).tokens.verify(bearer_token(request.headers.get("authorization")))
+    """The user id of a valid bearer token (checked before any connection is taken); its
+    claims stay in request.state.token for principal()."""
+    claims = deps(request).tokens.claims(bearer_token(request.headers.get("authorization")))
+    request.state.token = claims
+    return claims.user_id
 
 
 async def principal(request: Request, conn: Any, user_id: UUID) -> access.User:
-    """The user `user_id`, and (in request.state.visible) the household in the path if the
-    user may see it, in one round trip."""
+    """The user `user_id` of token_user(), refused if the token was revoked, and (in
+    request.state.visible) the household in the path if the user may see it, in one round
+    trip."""
+    token: Claims = request.state.token
+    household_id = (
+        path_uuid(request, "household_id") if "household_id" in request.path_params else None
+    )
+    found = await access.bearer(
+        conn, user_id, household_id, jti=token.jti, issued_at=token.issued_at
+    )
+    user = found.user
     if "household_id" in request.path_params:
-        household_id = path_uuid(request, "household_id")
-        user, seen = (
-            await access.user_with_household(conn, user_id, household_id)
-            if household_id
-            else (await access.get_user(conn, user_id), None)
-        )
-        request.state.visible = seen
-    else:
-        user = await access.get_user(conn, user_id)
+        request.state.visible = found.visible
     if user is None:
         # Same answer as a bad token: a deleted user's token must not tell it existed.
         raise Unauthorized("The token is not valid.", code="invalid_token")
+    if found.revoked:
+        raise Unauthorized("The token was revoked; sign in again.", code="token_revoked")
     if (context := logs.current.get()) is not None:
         context.user_id = str(user.id)
         seen = getattr(request.state, "visible", None)

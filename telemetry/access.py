@@ -1,4 +1,5 @@
-"""Who may see which household: users, memberships, support assignments, and the audit log.
+"""Who may see which household: users, memberships, support assignments, token
+revocations, and the audit log.
 
 Visibility is decided here and only here, from the database on every call:
   admin     every household
@@ -121,12 +122,79 @@ async def user_with_household(
     conn: Conn, user_id: UUID, household_id: UUID
 ) -> tuple[User | None, Visible | None]:
     row = await conn.fetchrow(_USER_WITH_HOUSEHOLD_SQL, user_id, household_id)
+    return _user_and_visible(row)
+
+
+def _user_and_visible(row: asyncpg.Record | None) -> tuple[User | None, Visible | None]:
     if row is None:
         return None, None
     user = User(row["user_id"], row["email"], row["role"], row["user_created_at"])
     if row["relation"] is None:
         return user, None
     return user, Visible(Household.from_record(row), row["relation"])
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """What a request's token gives: its user (None: no longer exists), whether the token
+    was revoked, and the household in the path if the user may see it."""
+
+    user: User | None
+    revoked: bool
+    visible: Visible | None
+
+
+# What _USER_WITH_HOUSEHOLD_SQL reads, and whether the token ($3 jti, $4 iat) was revoked:
+# one primary-key probe and one column more, in the round trip every request makes anyway.
+_BEARER_SQL = f"""
+SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at,
+       (u.tokens_valid_after IS NOT NULL AND $4::timestamptz < u.tokens_valid_after
+        OR EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = $3)) AS revoked,
+       hv.*
+  FROM users u
+  LEFT JOIN LATERAL (
+      SELECT {HOUSEHOLD_COLUMNS}, r.relation
+        FROM households h {relation_sql("u.id", "u.role")}
+       WHERE h.id = $2
+  ) hv ON true
+ WHERE u.id = $1
+"""
+
+
+async def bearer(
+    conn: Conn, user_id: UUID, household_id: UUID | None, *, jti: str, issued_at: datetime
+) -> Bearer:
+    """The user a token names, whether the token was revoked, and the household in the path
+    (None: no household asked for) if the user may see it."""
+    row = await conn.fetchrow(_BEARER_SQL, user_id, household_id, jti, issued_at)
+    user, visible = _user_and_visible(row)
+    return Bearer(user, bool(row is not None and row["revoked"]), visible)
+
+
+async def revoke_token(conn: Conn, *, jti: str, user_id: UUID, expires_at: datetime) -> None:
+    """Refuse the token `jti` from now on. Rows of tokens that expired on their own are
+    purged here, so the table holds only revocations that still matter."""
+    await conn.execute(
+        """
+        WITH purged AS (DELETE FROM revoked_tokens WHERE expires_at < now())
+        INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3)
+        ON CONFLICT (jti) DO NOTHING
+        """,
+        jti,
+        user_id,
+        expires_at,
+    )
+
+
+async def revoke_tokens_before_now(conn: Conn, user_id: UUID) -> datetime | None:
+    """Refuse every token of the user issued before now (a later one still works); the
+    instant, or None when there is no such user. The instant never moves back."""
+    found: datetime | None = await conn.fetchval(
+        "UPDATE users SET tokens_valid_after = GREATEST(tokens_valid_after, now())"
+        " WHERE id = $1 RETURNING tokens_valid_after",
+        user_id,
+    )
+    return found
 
 
 async def create_user(conn: Conn, *, email: str, role: Role) -> User:
@@ -167,6 +235,26 @@ async def add_member(conn: Conn, *, household_id: UUID, user_id: UUID, role: Mem
         user_id,
         role,
     )
+
+
+async def remove_member(conn: Conn, *, household_id: UUID, user_id: UUID) -> bool:
+    """Unbind a user (owner, member or gateway) from a household; False if not bound."""
+    removed = await conn.fetchval(
+        "DELETE FROM household_members WHERE household_id = $1 AND user_id = $2 RETURNING 1",
+        household_id,
+        user_id,
+    )
+    return removed is not None
+
+
+async def remove_support(conn: Conn, *, household_id: UUID, user_id: UUID) -> bool:
+    """End a support assignment at once; False if there was none."""
+    removed = await conn.fetchval(
+        "DELETE FROM support_assignments WHERE household_id = $1 AND user_id = $2 RETURNING 1",
+        household_id,
+        user_id,
+    )
+    return removed is not None
 
 
 async def assign_support(

@@ -178,3 +178,94 @@ async def test_a_gateway_lists_only_the_ids_of_its_households(
     listed = (await client.get("/v1/households", headers=headers)).json()["households"]
     # No name, time zone or tariff: what it posts telemetry with is its devices' ids.
     assert listed == [{"id": homes["mine"], "access": "gateway"}]
+
+
+async def test_an_admin_removes_a_member_and_their_access_ends(
+    client: httpx.AsyncClient, make_user: MakeUser, homes: dict[str, Any]
+) -> None:
+    resident, headers = await make_user("resident")
+    member = f"/v1/households/{homes['mine']}/members/{resident.id}"
+    await _bind(
+        client, homes["admin"], homes["mine"], "members", user_id=str(resident.id), role="member"
+    )
+    assert (await client.get(f"/v1/households/{homes['mine']}", headers=headers)).status_code == 200
+    assert (await client.delete(member, headers=homes["admin"])).status_code == 204
+    assert (await client.get(f"/v1/households/{homes['mine']}", headers=headers)).status_code == 404
+    assert (await client.get("/v1/households", headers=headers)).json()["households"] == []
+    again = await client.delete(member, headers=homes["admin"])
+    assert again.status_code == 404
+    assert again.json()["error"]["code"] == "not_a_member"
+
+
+async def test_an_admin_removes_a_support_assignment_and_its_access_ends(
+    client: httpx.AsyncClient, make_user: MakeUser, homes: dict[str, Any]
+) -> None:
+    support, headers = await make_user("support")
+    assignment = f"/v1/households/{homes['mine']}/support/{support.id}"
+    await _bind(client, homes["admin"], homes["mine"], "support", user_id=str(support.id))
+    assert (await client.get(f"/v1/households/{homes['mine']}", headers=headers)).status_code == 200
+    assert (await client.delete(assignment, headers=homes["admin"])).status_code == 204
+    assert (await client.get(f"/v1/households/{homes['mine']}", headers=headers)).status_code == 404
+    again = await client.delete(assignment, headers=homes["admin"])
+    assert again.status_code == 404
+    assert again.json()["error"]["code"] == "not_assigned"
+
+
+async def test_only_an_admin_removes_members_or_support_even_of_their_own_household(
+    client: httpx.AsyncClient, make_user: MakeUser, homes: dict[str, Any]
+) -> None:
+    # The same rule as adding them: an owner does not administer their household.
+    owner, headers = await make_user("resident")
+    other, _ = await make_user("resident")
+    support, _ = await make_user("support")
+    mine = homes["mine"]
+    for user, role in ((owner, "owner"), (other, "member")):
+        await _bind(client, homes["admin"], mine, "members", user_id=str(user.id), role=role)
+    await _bind(client, homes["admin"], mine, "support", user_id=str(support.id))
+    for path in (f"members/{other.id}", f"support/{support.id}", f"members/{owner.id}"):
+        response = await client.delete(f"/v1/households/{mine}/{path}", headers=headers)
+        assert response.status_code == 403, path
+        assert response.json()["error"]["code"] == "forbidden"
+
+
+# Every household-scoped route, for the scoping rule below; a new route joins the day it is
+# written. Routes that read a body get an empty one: the household is judged first.
+_USER = uuid4()
+HOUSEHOLD_ROUTES = [
+    pytest.param("GET", "", id="household"),
+    pytest.param("GET", "/devices", id="devices"),
+    pytest.param("POST", "/devices", id="create-device"),
+    pytest.param("GET", "/energy?window=day", id="energy"),
+    pytest.param("GET", "/energy/series?window=day", id="series"),
+    pytest.param("GET", "/top-devices?window=day", id="top-devices"),
+    pytest.param("GET", "/live", id="live"),
+    pytest.param("GET", "/live/stream", id="live-stream"),
+    pytest.param("GET", "/commands", id="commands"),
+    pytest.param("POST", "/members", id="add-member"),
+    pytest.param("POST", "/support", id="assign-support"),
+    pytest.param("DELETE", f"/members/{_USER}", id="remove-member"),
+    pytest.param("DELETE", f"/support/{_USER}", id="remove-support"),
+]
+
+
+@pytest.mark.parametrize(("method", "suffix"), HOUSEHOLD_ROUTES)
+async def test_every_household_route_answers_an_unseen_household_like_a_made_up_one(
+    client: httpx.AsyncClient,
+    make_user: MakeUser,
+    homes: dict[str, Any],
+    method: str,
+    suffix: str,
+) -> None:
+    resident, headers = await make_user("resident")
+    await _bind(
+        client, homes["admin"], homes["mine"], "members", user_id=str(resident.id), role="owner"
+    )
+    body: dict[str, Any] | None = {} if method == "POST" else None
+    theirs = await client.request(
+        method, f"/v1/households/{homes['theirs']}{suffix}", headers=headers, json=body
+    )
+    made_up = await client.request(
+        method, f"/v1/households/{uuid4()}{suffix}", headers=headers, json=body
+    )
+    assert theirs.status_code == made_up.status_code == 404
+    assert theirs.json() == made_up.json()

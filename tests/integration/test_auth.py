@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import httpx
 import jwt
@@ -136,3 +137,72 @@ async def test_a_token_that_was_accepted_is_refused_once_it_expires(
     response = await client.get("/v1/me", headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "token_expired"
+
+
+async def test_a_revoked_token_gets_401_token_revoked(
+    client: httpx.AsyncClient, deps: Deps, make_user: MakeUser
+) -> None:
+    user, headers = await make_user("resident")
+    other = {"Authorization": f"Bearer {deps.tokens.issue(user.id, ttl=timedelta(minutes=5))}"}
+    assert (await client.get("/v1/me", headers=headers)).status_code == 200
+    revoked = await client.post("/v1/tokens/revoke", headers=headers)
+    assert revoked.status_code == 200
+    assert revoked.json()["user_id"] == str(user.id)
+    response = await client.get("/v1/me", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_revoked"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert (await client.get("/v1/me", headers=other)).status_code == 200
+
+
+async def test_a_token_without_a_jti_can_be_revoked_too(
+    client: httpx.AsyncClient, deps: Deps, make_user: MakeUser
+) -> None:
+    # Tokens issued before tokens carried a jti are revoked by their digest.
+    user, _ = await make_user("resident")
+    token = jwt.encode(_claims(deps, str(user.id)), TEST_SECRET, "HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.post("/v1/tokens/revoke", headers=headers)).status_code == 200
+    response = await client.get("/v1/me", headers=headers)
+    assert response.json()["error"]["code"] == "token_revoked"
+
+
+async def test_revoking_a_users_tokens_spares_the_tokens_issued_after(
+    client: httpx.AsyncClient, deps: Deps, make_user: MakeUser
+) -> None:
+    _, admin = await make_user("admin")
+    user, headers = await make_user("resident")
+    revoked = await client.post(f"/v1/users/{user.id}/revoke-tokens", headers=admin)
+    assert revoked.status_code == 200
+    assert revoked.json()["user_id"] == str(user.id)
+    assert (await client.get("/v1/me", headers=headers)).json()["error"]["code"] == "token_revoked"
+    fresh = {"Authorization": f"Bearer {deps.tokens.issue(user.id, ttl=timedelta(minutes=5))}"}
+    assert (await client.get("/v1/me", headers=fresh)).status_code == 200
+    assert (await client.get("/v1/me", headers=admin)).status_code == 200
+
+
+async def test_a_user_may_revoke_their_own_tokens_but_only_an_admin_anyone_elses(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    _, admin = await make_user("admin")
+    user, headers = await make_user("resident")
+    other, other_headers = await make_user("resident")
+    refused = await client.post(f"/v1/users/{other.id}/revoke-tokens", headers=headers)
+    assert refused.status_code == 403
+    # A user who does not exist looks the same to a non-admin; an admin learns it.
+    made_up = await client.post(f"/v1/users/{uuid4()}/revoke-tokens", headers=headers)
+    assert made_up.status_code == 403
+    missing = await client.post(f"/v1/users/{uuid4()}/revoke-tokens", headers=admin)
+    assert missing.status_code == 404
+    assert (await client.get("/v1/me", headers=other_headers)).status_code == 200
+    mine = await client.post(f"/v1/users/{user.id}/revoke-tokens", headers=headers)
+    assert mine.status_code == 200
+    assert (await client.get("/v1/me", headers=headers)).status_code == 401
+
+
+async def test_issued_tokens_carry_a_unique_jti(deps: Deps, make_user: MakeUser) -> None:
+    user, _ = await make_user("resident")
+    issued = [deps.tokens.issue(user.id, ttl=timedelta(minutes=5)) for _ in range(2)]
+    claims = [jwt.decode(t, options={"verify_signature": False}) for t in issued]
+    assert all(c["jti"] for c in claims)
+    assert claims[0]["jti"] != claims[1]["jti"]

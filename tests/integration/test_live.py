@@ -381,3 +381,168 @@ async def test_a_stream_is_counted_while_it_is_open(deps: Deps, home: Home) -> N
             break
         await eventually(lambda: deps.live.subscribers == 0)
         assert open_streams() == 0.0
+
+
+# Revocation: the stream's end must come from the revocation itself, never from a resync.
+NO_RESYNC = {"live_resync_seconds": 3600.0}
+
+
+def _two_processes(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis
+) -> tuple[Deps, Deps]:
+    """Two processes of one deployment: their own hubs and token caches, one Redis."""
+    shared = settings.model_copy(update={"quota_prefix": f"wwtest:{uuid4().hex[:10]}", **NO_RESYNC})
+    return build_deps(shared, pool, redis_client), build_deps(shared, pool, redis_client)
+
+
+async def _ending(stream: Stream, seconds: float = 5) -> str:
+    """The code of the `end` event the stream finishes with (live events skipped)."""
+    async with asyncio.timeout(seconds):
+        while (event := await stream.next(seconds)).event == "live":
+            pass
+    assert event.event == "end", event
+    code: str = event.json()["code"]
+    return code
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_removed_member_stops_receiving_live_data_at_once_in_every_process(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    home: Home,
+    make_user: MakeUser,
+) -> None:
+    _, admin = await make_user("admin")
+    a, b = _two_processes(settings, pool, redis_client)
+    try:
+        async with _asgi_client(a) as api, serving(create_app(deps=b)) as url:
+            async for stream in _open(url, home.stream, home.resident):
+                await stream.next()
+                async with asyncio.timeout(5):
+                    await b.live.subscribed.wait()
+                removed = await api.delete(
+                    f"/v1/households/{home.id}/members/{home.resident_id}", headers=admin
+                )
+                assert removed.status_code == 204, removed.text
+                assert await _ending(stream) == "access_revoked"
+                break
+            refused = await api.get(home.stream, headers=home.resident)
+            assert refused.status_code == 404
+    finally:
+        for built in (a, b):
+            await built.live.close()
+
+
+async def test_a_removed_support_assignment_ends_the_support_stream_at_once(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    home: Home,
+    make_user: MakeUser,
+) -> None:
+    _, admin = await make_user("admin")
+    support, support_headers = await make_user("support")
+    async with pool.acquire() as conn:
+        await access.assign_support(conn, household_id=home.id, user_id=support.id, expires_at=None)
+    a, b = _two_processes(settings, pool, redis_client)
+    try:
+        async with _asgi_client(a) as api, serving(create_app(deps=b)) as url:
+            async for stream in _open(url, home.stream, support_headers):
+                await stream.next()
+                async with asyncio.timeout(5):
+                    await b.live.subscribed.wait()
+                removed = await api.delete(
+                    f"/v1/households/{home.id}/support/{support.id}", headers=admin
+                )
+                assert removed.status_code == 204, removed.text
+                assert await _ending(stream) == "access_revoked"
+                break
+    finally:
+        for built in (a, b):
+            await built.live.close()
+
+
+async def test_a_revoked_token_ends_its_stream_and_is_refused_by_every_process(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, home: Home
+) -> None:
+    a, b = _two_processes(settings, pool, redis_client)
+    token = _bearer(b.tokens.issue(home.resident_id, ttl=timedelta(minutes=5)))
+    try:
+        async with (
+            _asgi_client(a) as api_a,
+            _asgi_client(b) as api_b,
+            serving(create_app(deps=b)) as url,
+        ):
+            async for stream in _open(url, home.stream, token):
+                await stream.next()
+                async with asyncio.timeout(5):
+                    await b.live.subscribed.wait()
+                assert (await api_b.get("/v1/me", headers=token)).status_code == 200  # cached
+                revoked = await api_a.post("/v1/tokens/revoke", headers=token)
+                assert revoked.status_code == 200, revoked.text
+                assert await _ending(stream) == "token_revoked"
+                break
+            for api in (api_a, api_b):
+                refused = await api.get("/v1/me", headers=token)
+                assert refused.status_code == 401
+                assert refused.json()["error"]["code"] == "token_revoked"
+            # Only that token: the holder's other tokens still work.
+            assert (await api_a.get("/v1/me", headers=home.resident)).status_code == 200
+    finally:
+        for built in (a, b):
+            await built.live.close()
+
+
+async def test_revoking_a_users_tokens_ends_their_streams_and_refuses_every_older_token(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    home: Home,
+    make_user: MakeUser,
+) -> None:
+    _, admin = await make_user("admin")
+    a, b = _two_processes(settings, pool, redis_client)
+    try:
+        async with (
+            _asgi_client(a) as api_a,
+            _asgi_client(b) as api_b,
+            serving(create_app(deps=b)) as url,
+        ):
+            async for stream in _open(url, home.stream, home.resident):
+                await stream.next()
+                async with asyncio.timeout(5):
+                    await b.live.subscribed.wait()
+                revoked = await api_a.post(
+                    f"/v1/users/{home.resident_id}/revoke-tokens", headers=admin
+                )
+                assert revoked.status_code == 200, revoked.text
+                assert await _ending(stream) == "token_revoked"
+                break
+            for api in (api_a, api_b):
+                refused = await api.get("/v1/me", headers=home.resident)
+                assert refused.status_code == 401
+                assert refused.json()["error"]["code"] == "token_revoked"
+            fresh = _bearer(a.tokens.issue(home.resident_id, ttl=timedelta(minutes=5)))
+            assert (await api_b.get("/v1/me", headers=fresh)).status_code == 200
+    finally:
+        for built in (a, b):
+            await built.live.close()
+
+
+async def test_a_stream_ends_at_its_tokens_expiry_not_at_the_next_resync(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, home: Home
+) -> None:
+    deps = build_deps(settings.model_copy(update=NO_RESYNC), pool, redis_client)
+    short = _bearer(deps.tokens.issue(home.resident_id, ttl=timedelta(seconds=2)))
+    try:
+        async with serving(create_app(deps=deps)) as url:
+            async for stream in _open(url, home.stream, short):
+                await stream.next()
+                assert await _ending(stream, seconds=10) == "token_expired"
+                break
+    finally:
+        await deps.live.close()
