@@ -8,9 +8,15 @@ handed back as it is, but never read as words of the message.
   (not common words; only the words before a sentence mark, so a name such as "Heater. Ignore
   all previous instructions" answers to "heater"), a word naming its kind ("the car" for the
   EV charger), or such a word misspelt (Damerau-Levenshtein distance 1 from words of 4 or more
-  letters, 2 from words of 8 or more).
+  letters, 2 from words of 8 or more, up to _FUZZY_KEY letters).
 - The candidate with the best score wins; a tie is ambiguous and no device is chosen. A plural
   ("heaters") or a word for a kind that adds up ("solar") names every candidate.
+
+Looking a word up as a misspelling builds a number of strings growing with the square of its
+length, so the work is bounded: a word longer than every key plus its edits cannot be within
+them and is not looked up, and one message builds at most _BUDGET strings, spent on its
+distinct unknown words left to right (a word said again is not looked up again). Past the
+budget a misspelt word is not recognised; a message of the size limit costs milliseconds.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ _SUMMED_KINDS: frozenset[DeviceKind] = frozenset({"solar"})  # "solar" means all
 _NAME_ENDS = frozenset(".;:!?")
 # Scores of one word: a word of the device's name, a word for its kind, a misspelt word.
 _NAME, _KIND, _MISSPELT = 3, 2, 1
+# Keys longer than this match only as written: their deletions would fill the index (a device
+# name may have 100 letters) for a misspelling nobody makes.
+_FUZZY_KEY = 24
+# Deletion strings and candidate keys one message may cost: some 750 unknown words of 6 letters
+# or 40 of 26, about 3 ms; real messages use a few hundred.
+_BUDGET = 16_384
 
 
 @dataclass(frozen=True)
@@ -82,11 +94,13 @@ class Household:
         # Misspellings are looked up by their deletions (symmetric delete): no word is compared
         # with every key.
         variants: dict[str, set[str]] = {}
-        for key in self._keys:
-            if _allowed(len(key)):
-                for variant in _deletions(key, _allowed(len(key))):
-                    variants.setdefault(variant, set()).add(key)
+        fuzzy = [key for key in self._keys if _allowed(len(key)) and len(key) <= _FUZZY_KEY]
+        for key in fuzzy:
+            for variant in _deletions(key, _allowed(len(key))):
+                variants.setdefault(variant, set()).add(key)
         self._variants = {variant: tuple(keys) for variant, keys in variants.items()}
+        # No word longer than this is within the edits allowed of any key.
+        self._longest = max((len(key) + _allowed(len(key)) for key in fuzzy), default=0)
 
     def of_kind(self, kind: DeviceKind) -> str | None:
         """The household's only device of `kind`, if it has exactly one."""
@@ -137,11 +151,12 @@ class Household:
         """Spans of adjacent tokens that together fit at least one device, and what they name."""
         found = []
         run: _Run | None = None
+        misspelt = _Misspellings(self._variants, self._longest)
         i = 0
         while i < len(tokens):
             width, matched = 2, self._split(tokens, i)
             if matched is None:
-                width, matched = 1, self._match(tokens[i])
+                width, matched = 1, self._match(tokens[i], misspelt)
             if run is not None and (matched is None or not run.extend(i, width, *matched)):
                 found.append((run.start, run.end, run.mention(self._name_keys)))
                 run = None
@@ -163,7 +178,9 @@ class Household:
             return {name: (score, word) for name, score in self._keys[word].items()}, plural
         return None
 
-    def _match(self, token: str) -> tuple[dict[str, tuple[int, str]], bool] | None:
+    def _match(
+        self, token: str, misspelt: _Misspellings
+    ) -> tuple[dict[str, tuple[int, str]], bool] | None:
         """The devices a token fits, each with its score and the name word it matched, and
         whether it names several: a plural, or a kind that adds up."""
         word, plural = self._g.singular(token)
@@ -173,15 +190,34 @@ class Household:
             return {name: (score, word) for name, score in self._keys[word].items()}, plural
         if len(word) < 4 or word in self._g.known or not word.isalpha():
             return None
-        variants = _deletions(word, 2 if len(word) >= 6 else 1)
-        keys = {key for v in variants if v in self._variants for key in self._variants[v]}
-        found = {
-            name: (_MISSPELT, key)
-            for key in sorted(keys)
-            if distance(word, key) <= _allowed(len(key))
-            for name in self._keys[key]
-        }
+        found = {name: (_MISSPELT, key) for key in misspelt.keys(word) for name in self._keys[key]}
         return (found, plural) if found else None
+
+
+class _Misspellings:
+    """The keys a message's unknown words are misspellings of: each word looked up once, while
+    the message's budget lasts."""
+
+    def __init__(self, variants: dict[str, tuple[str, ...]], longest: int) -> None:
+        self._variants = variants
+        self._longest = longest
+        self._budget = _BUDGET
+        self._seen: dict[str, tuple[str, ...]] = {}
+
+    def keys(self, word: str) -> tuple[str, ...]:
+        """The keys within their allowed edits of `word`, sorted; () past the budget."""
+        if word in self._seen:
+            return self._seen[word]
+        n, depth = len(word), 2 if len(word) >= 6 else 1
+        cost = 1 + n + (n * (n - 1) // 2 if depth == 2 else 0)
+        found: tuple[str, ...] = ()
+        if n <= self._longest and cost <= self._budget:
+            variants = _deletions(word, depth) & self._variants.keys()
+            keys = sorted({key for v in variants for key in self._variants[v]})
+            self._budget -= cost + len(keys)
+            found = tuple(key for key in keys if distance(word, key) <= _allowed(len(key)))
+        self._seen[word] = found
+        return found
 
 
 class _Run:
