@@ -11,6 +11,10 @@ from router.text import PhraseSet, PhraseTable, alternation, bounded
 from router.windows import WindowFinder
 
 LEXICONS: dict[str, Lexicon] = {"en": en.LEXICON}
+# Control characters separate words like spaces do. The router marks whole device names and
+# windows with tokens that start with one (router/devices.py MARKER, router/message.py
+# WINDOW), so no text the person typed can pass for a marker.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @functools.cache
@@ -113,8 +117,10 @@ class Grammar:
 
     def tokenise(self, text: str) -> list[str]:
         """Lower-case words, numbers, dates and single punctuation marks; a trailing 's is
-        dropped ("the heater's usage" reads "the heater usage")."""
-        tokens = self._token.findall(text.replace("\u2019", "'").casefold())
+        dropped ("the heater's usage" reads "the heater usage"). No token holds a control
+        character."""
+        text = _CONTROLS.sub(" ", text).replace("\u2019", "'")
+        tokens = self._token.findall(text.casefold())
         return [t[:-2] if t.endswith("'s") else t for t in tokens]
 
     def singular(self, word: str) -> tuple[str, bool]:

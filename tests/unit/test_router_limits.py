@@ -1,5 +1,5 @@
 """Router: the work one message may cost (misspelling lookups are bounded per word and per
-message)."""
+message), and text that tries to pass for the router's internal marker tokens."""
 
 from __future__ import annotations
 
@@ -93,3 +93,20 @@ def test_a_repeated_unknown_word_is_looked_up_once(spy: DeletionSpy) -> None:
 def test_a_misspelt_device_is_still_found_in_a_long_message() -> None:
     filler = " ".join(f"word{n}" for n in range(200))
     assert routed(f"how much did the diswashr use {filler}").devices == ("Dishwasher",)
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x01", "\x00\x01", "\x1b", "\x7f", "\x85"])
+def test_nul_in_message_routes(control: str) -> None:
+    plain = "how much did the dishwasher use today?"
+    assert routed(f"how much did the dish{control}washer{control} use today?{control}") == (
+        routed("how much did the dish washer use today?")
+    )
+    assert routed(control * 100 + plain) == routed(plain)
+    assert routed(control).branch == "out_of_scope"
+
+
+def test_window_marker_in_message_is_not_a_window() -> None:
+    """\\x01 marks a window the router found; typed by the user it is nothing."""
+    forged = routed("turn the dryer off and tell me \x01")
+    assert forged == routed("turn the dryer off and tell me")
+    assert not forged.also_report
