@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "Continuation",
     "DeviceKind",
     "DeviceSpec",
     "HouseholdSpec",
@@ -684,3 +685,59 @@ def _stream(
 
     while held:
         yield heapq.heappop(held)[2]
+
+
+# Steps generated at once by a Continuation before it starts the model over from there.
+_CONTINUATION_STEPS: Final = 8_640
+
+
+class Continuation:
+    """A household's readings from `start` on, handed out as their time comes: each call to
+    `due(now)` returns the readings stamped up to `now` not handed out before, in order.
+
+    The running demo's household, fed by the model that seeded its history. Without gaps or
+    late arrivals (the history has both): a live reading arrives as it happens, so a "right
+    now" question finds one. The model starts over every _CONTINUATION_STEPS steps, from
+    where it got to; memory stays bounded by the number of devices.
+    """
+
+    def __init__(
+        self, household: HouseholdSpec, *, start: datetime, seed: int, step_seconds: int = 60
+    ) -> None:
+        if not household.devices:
+            raise ValueError(f"household {household.key!r} has no devices to continue")
+        self._household = household
+        self._seed = seed
+        self._step = step_seconds
+        self._from = start
+        self._stream = self._open()
+        self._next: Reading | None = None
+
+    def _open(self) -> Iterator[Reading]:
+        span = timedelta(seconds=self._step * _CONTINUATION_STEPS)
+        stream = generate(
+            self._household,
+            start=self._from,
+            days=span / timedelta(days=1),
+            seed=self._seed,
+            step_seconds=self._step,
+            gaps=False,
+            shuffle_arrivals=False,
+        )
+        self._from += span
+        return stream
+
+    def due(self, now: datetime, *, limit: int | None = None) -> list[Reading]:
+        """The readings stamped up to `now`, at most `limit` of them (the rest come next)."""
+        readings: list[Reading] = []
+        while limit is None or len(readings) < limit:
+            if self._next is None:
+                self._next = next(self._stream, None)
+                if self._next is None:
+                    self._stream = self._open()
+                    continue
+            if self._next.ts > now:
+                break
+            readings.append(self._next)
+            self._next = None
+        return readings

@@ -18,6 +18,7 @@ import pytest
 
 from telemetry import synthetic
 from telemetry.synthetic import (
+    Continuation,
     DeviceSpec,
     HouseholdSpec,
     Reading,
@@ -321,3 +322,46 @@ def test_grid_meter_too_small_for_the_other_devices_is_rejected() -> None:
 
     with pytest.raises(ValueError, match="grid meter"):
         generate(tiny_grid, start=START, days=1, seed=1)
+
+
+def test_a_continuation_hands_out_the_models_readings_once_each_as_their_time_comes() -> None:
+    household = demo_household()
+    feed = Continuation(household, start=START, seed=7, step_seconds=10)
+    handed: list[Reading] = []
+    for minutes in (0, 1, 1, 3, 10):
+        now = START + timedelta(minutes=minutes)
+        due = feed.due(now)
+        assert all(r.ts <= now for r in due)
+        assert all(r.ts > handed[-1].ts for r in due[:1] if handed)
+        handed += due
+    model = generate(
+        household,
+        start=START,
+        days=1,
+        seed=7,
+        step_seconds=10,
+        gaps=False,
+        shuffle_arrivals=False,
+    )
+    expected = list(itertools.takewhile(lambda r: r.ts <= START + timedelta(minutes=10), model))
+    assert handed == expected
+    assert len(handed) == 60 * len(household.devices)  # one a device every 10 s, none lost
+
+
+def test_a_continuation_goes_on_past_the_span_it_generates_at_once() -> None:
+    feed = Continuation(demo_household(), start=START, seed=7, step_seconds=1)
+    span = synthetic._CONTINUATION_STEPS  # seconds, at one step a second
+    # A reading lies less than 0.4 of a step after its step's start.
+    first = feed.due(START + timedelta(seconds=span - 0.5))
+    later = feed.due(START + timedelta(seconds=span + 59.5))
+    assert len(first) == span * 7
+    assert len(later) == 60 * 7
+    stamps = [r.ts for r in first + later if r.device_key == "fridge"]
+    assert all(b - a < timedelta(seconds=2) for a, b in itertools.pairwise(stamps))
+
+
+def test_a_continuation_hands_out_at_most_the_limit_and_the_rest_next_time() -> None:
+    feed = Continuation(demo_household(), start=START, seed=7, step_seconds=60)
+    now = START + timedelta(hours=1)
+    parts = [feed.due(now, limit=100) for _ in range(6)]
+    assert [len(p) for p in parts] == [100, 100, 100, 100, 20, 0]
