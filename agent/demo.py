@@ -1,24 +1,51 @@
-"""`wattwise demo`: prepare a demo household and a resident who owns it, print a token and
-a curl line to try, then serve.
+"""`wattwise demo`: prepare a demo household and a resident who owns it, serve, keep the
+household alive with simulated readings while serving, and print a token and a curl line to
+try once the server is ready.
+
+The banner waits for the server: it is printed once the socket listens and the rollups are
+current, so a /readyz asked after it is 200. The simulator plays the household's gateway
+inside the process: every WATTWISE_DEMO_READING_SECONDS the next readings of the synthetic
+model that seeded the history go through ingest.store, as a POST /v1/telemetry's do, and on
+to the live streams and the rollups.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from agent.deps import token_issuer
+import asyncpg
+
+from agent.deps import Deps, token_issuer
+from agent.errors import Unavailable
 from agent.settings import Settings
-from telemetry import access
+from telemetry import access, ingest
 from telemetry.db import connect
 from telemetry.migrate import migrate
+from telemetry.rollups import refresh_all
 from telemetry.seed import extend_household, seed_demo
-from telemetry.synthetic import demo_household
+from telemetry.synthetic import Continuation, demo_household
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from telemetry.db import Conn
+
+log = logging.getLogger("wattwise.demo")
 
 DEMO_EMAIL = "demo@wattwise.local"
+DEMO_SEED = 1
+# The simulator's readings are this far apart at most, as the seeded history's are.
+MAX_STEP_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -26,12 +53,16 @@ class DemoHome:
     household_id: UUID
     user_id: UUID
     token: str
+    device_ids: dict[str, UUID]  # by the synthetic model's device key
+    newest: datetime | None  # the household's newest reading
 
 
 async def prepare(settings: Settings, *, days: float) -> DemoHome:
-    """Idempotent: a second run finds the demo user and household and only issues a token."""
+    """Idempotent: a second run finds the demo user and household, tops its telemetry up to
+    now and issues a token. The rollups are brought up to date before it returns."""
     assert settings.database_url is not None
-    conn = await connect(settings.database_url)
+    cap = timedelta(seconds=settings.gap_cap_seconds)
+    conn = await connect(settings.database_url, statement_timeout="0")
     try:
         await migrate(conn)
         async with conn.transaction():
@@ -41,20 +72,108 @@ async def prepare(settings: Settings, *, days: float) -> DemoHome:
             homes = await access.visible_households(conn, user)
             if homes:
                 household_id = homes[0].household.id
-                added = await extend_household(conn, demo_household(), household_id, seed=1)
+                added = await extend_household(
+                    conn, demo_household(), household_id, seed=DEMO_SEED, cap=cap
+                )
                 if added:
                     print(f"topped up the demo with {added} new readings", file=sys.stderr)
             else:
                 print(f"seeding {days:g} days of demo telemetry...", file=sys.stderr)
-                seeded = await seed_demo(conn, days=days)
+                seeded = await seed_demo(conn, days=days, seed=DEMO_SEED, cap=cap)
                 household_id = seeded.household.id
                 await access.add_member(
                     conn, household_id=household_id, user_id=user.id, role="owner"
                 )
+        # Here rather than in the service's first refresh, which runs beside the first
+        # requests: until it ends, /readyz says "never refreshed".
+        await refresh_all(conn, cap=cap)
+        device_ids, newest = await _devices(conn, household_id)
     finally:
         await conn.close()
     token = token_issuer(settings).issue(user.id, ttl=timedelta(minutes=settings.token_ttl_minutes))
-    return DemoHome(household_id=household_id, user_id=user.id, token=token)
+    return DemoHome(household_id, user.id, token, device_ids, newest)
+
+
+async def _devices(conn: Conn, household_id: UUID) -> tuple[dict[str, UUID], datetime | None]:
+    """The household's devices by model key (matched by name, as extend_household does) and
+    its newest reading."""
+    rows = await conn.fetch(
+        "SELECT d.id, lower(d.name) AS name, l.ts"
+        " FROM devices d LEFT JOIN device_latest l ON l.device_id = d.id"
+        " WHERE d.household_id = $1",
+        household_id,
+    )
+    by_name = {r["name"]: r["id"] for r in rows}
+    ids = {
+        d.key: by_name[d.name.lower()]
+        for d in demo_household().devices
+        if d.name.lower() in by_name
+    }
+    stamps = [r["ts"] for r in rows if r["ts"] is not None]
+    return ids, max(stamps, default=None)
+
+
+class Simulator:
+    """The demo household's gateway: the model's next readings every `every` seconds."""
+
+    def __init__(self, deps: Deps, home: DemoHome, *, every: float) -> None:
+        spec = demo_household()
+        # A device the database lacks (renamed by hand) is left out rather than guessed.
+        kept = dataclasses.replace(
+            spec, devices=tuple(d for d in spec.devices if d.key in home.device_ids)
+        )
+        # Strictly after the newest stored reading: nothing sent collides with the history.
+        start = (home.newest or datetime.now(UTC)).replace(microsecond=0) + timedelta(seconds=1)
+        step = max(1, min(MAX_STEP_SECONDS, round(every)))
+        self._feed = Continuation(kept, start=start, seed=DEMO_SEED, step_seconds=step)
+        self._deps = deps
+        self._home = home
+        self._every = every
+        self._ids = {key: str(device_id) for key, device_id in home.device_ids.items()}
+        self._task: asyncio.Task[None] | None = None
+
+    async def tick(self) -> int:
+        """Send the readings due now; how many were stored."""
+        now = datetime.now(UTC)
+        readings = self._feed.due(now, limit=ingest.MAX_READINGS)
+        if not readings:
+            return 0
+        items = [
+            {"device_id": self._ids[r.device_key], "ts": r.ts.isoformat(), "watts": r.watts}
+            for r in readings
+        ]
+        settings = self._deps.settings
+        policy = ingest.Policy(
+            now=now,
+            cap=timedelta(seconds=settings.gap_cap_seconds),
+            retention=timedelta(days=settings.raw_retention_days),
+        )
+        async with self._deps.connection() as conn:
+            result = await ingest.store(
+                conn, items, user_id=self._home.user_id, role="resident", policy=policy
+            )
+        self._deps.live.publish(result.latest)
+        self._deps.metrics.ingested(result)
+        return result.accepted
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as exc:
+                # The readings stay due: the next tick sends them with its own.
+                log.warning("demo readings not stored: %s", exc)
+            await asyncio.sleep(self._every)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="wattwise-demo-simulator")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 def banner(settings: Settings, home: DemoHome) -> str:
@@ -86,5 +205,19 @@ def run_demo(settings: Settings, *, days: float) -> None:
     from agent.widget_routes import DemoPage
 
     home = asyncio.run(prepare(settings, days=days))
-    print(banner(settings, home), flush=True)
-    serve(settings, demo=DemoPage(home.household_id, home.token))
+
+    @asynccontextmanager
+    async def alive(app: Starlette) -> AsyncIterator[None]:
+        """While the server listens: the simulator runs, and the banner says so."""
+        simulator = None
+        if settings.demo_reading_seconds:
+            simulator = Simulator(app.state.deps, home, every=settings.demo_reading_seconds)
+            simulator.start()
+        print(banner(settings, home), flush=True)
+        try:
+            yield
+        finally:
+            if simulator is not None:
+                await simulator.stop()
+
+    serve(settings, demo=DemoPage(home.household_id, home.token), beside=alive)

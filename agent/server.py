@@ -12,12 +12,16 @@ installed for SIGTERM and SIGINT when its lifespan starts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
@@ -30,11 +34,31 @@ from agent.widget_routes import DemoPage
 # so a turn cut at the deadline has time to send its error part and settle its quota.
 UVICORN_MARGIN_SECONDS = 5.0
 
+# What runs beside the app while the server listens (the demo's simulator and banner):
+# entered once the socket is bound, exited first thing on shutdown.
+Beside = Callable[[Starlette], AbstractAsyncContextManager[object]]
+
 
 class _DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        lifecycle: Lifecycle,
+        beside: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+    ) -> None:
         super().__init__(config)
         self.lifecycle = lifecycle
+        self.beside = beside
+        self._beside = contextlib.AsyncExitStack()
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.beside is not None:
+            await self._beside.enter_async_context(self.beside())
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        await self._beside.aclose()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.lifecycle.drain_threadsafe()
@@ -88,7 +112,9 @@ def _drain_first(sig: int, lifecycle: Lifecycle) -> None:
     signal.signal(sig, handle)
 
 
-def serve(settings: Settings, *, demo: DemoPage | None = None) -> None:
+def serve(
+    settings: Settings, *, demo: DemoPage | None = None, beside: Beside | None = None
+) -> None:
     # Ctrl+C: uvicorn re-raises SIGINT once it has shut down; that is a clean exit.
     with contextlib.suppress(KeyboardInterrupt):
         if settings.workers > 1 and demo is None:
@@ -99,4 +125,4 @@ def serve(settings: Settings, *, demo: DemoPage | None = None) -> None:
         app = create_app(settings=settings, lifecycle=lifecycle, demo=demo)
         config = _config(app, settings)
         config.workers = 1
-        _DrainingServer(config, lifecycle).run()
+        _DrainingServer(config, lifecycle, beside and functools.partial(beside, app)).run()

@@ -141,6 +141,14 @@ class Settings(BaseSettings):
     refresh_seconds: float = Field(
         5.0, gt=0, le=3600, allow_inf_nan=False, validation_alias=_env("WATTWISE_REFRESH_SECONDS")
     )
+    # `wattwise demo` only: how often its simulated household sends readings (0: never).
+    demo_reading_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        validation_alias=_env("WATTWISE_DEMO_READING_SECONDS"),
+    )
 
     user_daily_tokens: int = Field(
         200_000, ge=0, validation_alias=_env("WATTWISE_USER_DAILY_TOKENS")

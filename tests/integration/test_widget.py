@@ -126,6 +126,9 @@ async def demo(
         "WATTWISE_JWT_SECRET": TEST_SECRET,
         "WATTWISE_DATA_DIR": str(tmp_path_factory.mktemp("demo")),
         "WATTWISE_CORS_ORIGINS": host[0],
+        # No simulated readings: a test compares the header with /live, which a reading
+        # arriving between the two would change.
+        "WATTWISE_DEMO_READING_SECONDS": "0",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agent.cli", "demo", "--days", "2",
@@ -137,8 +140,9 @@ async def demo(
     err: list[str] = []
     serving_now = asyncio.Event()
     readers = [
-        asyncio.create_task(_lines(proc.stdout, out)),
-        asyncio.create_task(_lines(proc.stderr, err, "Uvicorn running", serving_now)),
+        # The banner's last line: the demo prints it once it serves.
+        asyncio.create_task(_lines(proc.stdout, out, "/chat ", serving_now)),
+        asyncio.create_task(_lines(proc.stderr, err)),
     ]
     try:
         async with asyncio.timeout(180):  # seeding two days of telemetry comes first
