@@ -36,9 +36,9 @@ _NAME, _KIND, _MISSPELT = 3, 2, 1
 # Keys longer than this match only as written: their deletions would fill the index (a device
 # name may have 100 letters) for a misspelling nobody makes.
 _FUZZY_KEY = 24
-# Deletion strings and candidate keys one message may cost: some 750 unknown words of 6 letters
-# or 40 of 26, about 3 ms; real messages use a few hundred.
-_BUDGET = 16_384
+# Deletion strings and candidate keys one message may cost: some 180 unknown words of 6 letters
+# or 11 of 26, a few milliseconds; no labelled case (evals/router) uses 60.
+_BUDGET = 4096
 
 
 @dataclass(frozen=True)

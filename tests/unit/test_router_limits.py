@@ -27,7 +27,7 @@ HOME = (
 LONGEST_MATCHABLE = 11 + 2
 MAX_CHARS = 8000  # agent/chat_routes.py: the longest message a client may send
 # The misspelling work one message may cost at most, in deletion strings built.
-WORK_BOUND = 20_000
+WORK_BOUND = 5_000
 
 
 def routed(text: str) -> Route:
