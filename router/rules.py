@@ -203,7 +203,7 @@ def _target_at(g: Grammar, msg: Message, i: int, end: int, *, charge: bool) -> b
     (with `charge`) "charging"."""
     while i < end and msg.tokens[i] in g.determiners:
         i += 1
-    if i == end:
+    if i >= end:  # i may start past the end: a verb alone in its clause has no target
         return False
     token = msg.tokens[i]
     return (

@@ -465,3 +465,12 @@ def test_a_plural_of_a_one_word_name_means_every_device_with_that_word() -> None
     single = route("turn off the heater", devices, pending_action=False)
     assert single.action is not None
     assert single.action.device == "Heater"
+
+
+@pytest.mark.parametrize("text", ["set", "cut", "limit.", "set. dishwasher"])
+def test_a_verb_alone_in_its_clause_routes(text: str) -> None:
+    """Found by bench.router's fuzz run: a set-point verb ending its clause looked for its
+    target past the clause's end (IndexError, or a device of the next clause)."""
+    r = routed(text)
+    assert r.action is None
+    assert r.branch != "action"
