@@ -9,6 +9,7 @@ import string
 from datetime import date
 from typing import get_args
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -100,3 +101,12 @@ def check(text: str, *, pending: bool) -> Route:
 @given(MESSAGES, st.booleans())
 def test_any_message_routes(text: str, pending: bool) -> None:
     check(text, pending=pending)
+
+
+@pytest.mark.parametrize("ending", ["", ".", " the", " it"])
+def test_every_lexicon_word_alone_routes(ending: str) -> None:
+    """Every word and phrase of the lexicon as the whole message, pending or not: the short
+    messages random pieces rarely make (a bare "set" was an IndexError)."""
+    for piece in _PIECES:
+        for pending in (False, True):
+            check(piece + ending, pending=pending)
