@@ -8,11 +8,17 @@ reservation id):
   P:leases                     sorted set of live reservations (id|counters|amounts) by
                                lease deadline (ms); past it, one is purged, stops counting
   P:rl:U                       the user's GCRA schedule (theoretical arrival time, us)
+  P:res:R                      reservation R was made (its day), until settled or its lease
+                               ends: the same reservation again changes nothing
+  P:adm:A                      admission A (one turn's rate-limit slot) was granted
   P:done:R                     settled or released: a second call changes nothing
 
 Key names are derived inside the scripts from TIME, so a single Redis (not a cluster) is
 assumed. A counter hash without `loaded` was lost (restart, eviction): the reservation
 script then answers "load" and the service rebuilds it from the ledger first.
+
+Every script is idempotent by its id (the markers above, `loaded`, or because it only
+reads), so a batch whose connection dropped may be sent once more: see _Batcher._send.
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ from uuid import UUID
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript as Script
 from redis.exceptions import NoScriptError
+from redis.maint_notifications import MaintNotificationsConfig
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -109,14 +118,37 @@ local function purge(p)
 end
 """
 
-# ARGV: prefix, user, reservation id, tokens, cost, and the limits as one string (one
-# argument to encode per call): "daily monthly cap emission_us tolerance_us lease_ms grace_s".
+# The user's GCRA schedule: `admitted` is false (and `wait_ms` how long) when the request
+# comes too early; else `take()` moves the schedule on by one request.
+_GCRA = """
+local function gcra(rl, emission, tolerance)
+  local tat = tonumber(redis.call('GET', rl) or '0')
+  if tat < now_us then tat = now_us end
+  if tat - now_us > tolerance then
+    return false, math.ceil((tat - now_us - tolerance) / 1000)
+  end
+  return true, function()
+    -- %.0f: a microsecond clock has 16 digits, more than tostring() keeps.
+    redis.call('SET', rl, string.format('%.0f', tat + emission), 'PX',
+               math.ceil((tat + emission - now_us) / 1000))
+  end
+end
+"""
+
+# ARGV: prefix, user, reservation id, tokens, cost, the limits as one string (one
+# argument to encode per call): "daily monthly cap emission_us tolerance_us lease_ms grace_s",
+# and 1 to take a slot of the user's rate limit (0: the turn took it, see _ADMIT).
 # Replies are one string: ok:D, load:D:<missing scopes>, rate:D:<retry ms>, limit:D:<name>.
+# The same reservation id a second time answers what the first did, changing nothing.
 _RESERVE = (
     _CIVIL
     + _PURGE
+    + _GCRA
     + """
 local p, user, rid = ARGV[1], ARGV[2], ARGV[3]
+local mark = p .. ':res:' .. rid
+local made = redis.call('GET', mark)
+if made then return 'ok:' .. made end
 local tokens, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
 local cfg = {}
 for v in string.gmatch(ARGV[6], '%S+') do table.insert(cfg, tonumber(v)) end
@@ -133,12 +165,10 @@ for i, key in ipairs(keys) do
   if states[i][3] ~= '1' then table.insert(missing, tostring(i)) end
 end
 if #missing > 0 then return 'load:' .. day_id .. ':' .. table.concat(missing, ',') end
-local rl = p .. ':rl:' .. user
-local tat = tonumber(redis.call('GET', rl) or '0')
-if tat < now_us then tat = now_us end
-if tat - now_us > tolerance then
-  local wait_ms = math.ceil((tat - now_us - tolerance) / 1000)
-  return 'rate:' .. day_id .. ':' .. string.format('%d', wait_ms)
+local admitted, take = true, nil
+if ARGV[7] == '1' then
+  admitted, take = gcra(p .. ':rl:' .. user, emission, tolerance)
+  if not admitted then return 'rate:' .. day_id .. ':' .. string.format('%d', take) end
 end
 for i = 1, 3 do
   if (tonumber(states[i][1]) or 0) + (tonumber(states[i][2]) or 0) + amounts[i] > limits[i] then
@@ -149,10 +179,27 @@ end
 for i, key in ipairs(keys) do redis.call('HINCRBY', key, 'held', amounts[i]) end
 local lease = table.concat({rid, keys[1], keys[2], keys[3], tokens, cost}, '|')
 redis.call('ZADD', p .. ':leases', now_ms + lease_ms, lease)
--- %.0f: a microsecond clock has 16 digits, more than tostring() keeps.
-redis.call('SET', rl, string.format('%.0f', tat + emission), 'PX',
-           math.ceil((tat + emission - now_us) / 1000))
+redis.call('SET', mark, day_id, 'PX', lease_ms)
+if take then take() end
 return 'ok:' .. day_id
+"""
+)
+
+# One slot of the user's rate limit, for a turn (whatever it does). ARGV: prefix, user,
+# admission id, emission_us, tolerance_us. Replies 0 (admitted) or the ms to wait; the same
+# admission id a second time answers 0 and takes nothing.
+_ADMIT = (
+    _CIVIL
+    + _GCRA
+    + """
+local p, user, aid = ARGV[1], ARGV[2], ARGV[3]
+local mark = p .. ':adm:' .. aid
+if redis.call('EXISTS', mark) == 1 then return 0 end
+local admitted, take = gcra(p .. ':rl:' .. user, tonumber(ARGV[4]), tonumber(ARGV[5]))
+if not admitted then return take end
+take()
+redis.call('SET', mark, '1', 'PX', 60000)
+return 0
 """
 )
 
@@ -165,6 +212,7 @@ local p, rid = ARGV[1], ARGV[2]
 local held = {tonumber(ARGV[3]), tonumber(ARGV[3]), tonumber(ARGV[4])}
 local used = {tonumber(ARGV[5]), tonumber(ARGV[5]), tonumber(ARGV[6])}
 local lease = table.concat({rid, KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[4]}, '|')
+redis.call('DEL', p .. ':res:' .. rid)
 if redis.call('ZREM', p .. ':leases', lease) == 1 then
   -- Still leased, so its counters exist and are loaded.
   for i = 1, 3 do
@@ -294,24 +342,32 @@ class _Batcher:
                     call.future.set_result(reply)
 
     async def _send(self, batch: list[_Call]) -> list[Any]:
-        replies = await self._pipeline(batch)
-        lost = [n for n, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if lost:  # Redis restarted and forgot the scripts: load them, send those again
-            for script in {id(batch[n].script): batch[n].script for n in lost}.values():
-                await self._client.script_load(script.script)
-            again = await self._pipeline([batch[n] for n in lost])
-            for n, reply in zip(lost, again, strict=True):
-                replies[n] = reply
-        return replies
+        # One deadline for the whole round trip, a second sending included; a per-read
+        # socket timeout would arm a timer for every reply in the batch.
+        async with asyncio.timeout(self.timeout):
+            try:
+                replies = await self._pipeline(batch)
+            except redis.exceptions.ConnectionError:
+                # The connection broke (the server closed it, a reset): send the batch once
+                # more, on a new connection (redis-py disconnected the broken one). The first
+                # sending may or may not have run; either way this one changes nothing it
+                # did, because every script here is idempotent by its id (see the module
+                # docstring). A timeout is not sent again: Redis may still be busy with it.
+                replies = await self._pipeline(batch)
+            lost = [n for n, r in enumerate(replies) if isinstance(r, NoScriptError)]
+            if lost:  # Redis restarted and forgot the scripts: load them, send those again
+                for script in {id(batch[n].script): batch[n].script for n in lost}.values():
+                    await self._client.script_load(script.script)
+                again = await self._pipeline([batch[n] for n in lost])
+                for n, reply in zip(lost, again, strict=True):
+                    replies[n] = reply
+            return replies
 
     async def _pipeline(self, batch: list[_Call]) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
         for call in batch:
             pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-        # One deadline for the whole round trip; a per-read socket timeout would arm a
-        # timer for every reply in the batch.
-        async with asyncio.timeout(self.timeout):
-            return list(await pipe.execute(raise_on_error=False))
+        return list(await pipe.execute(raise_on_error=False))
 
 
 class RedisStore:
@@ -325,6 +381,7 @@ class RedisStore:
         self._batcher = _Batcher(client, timeout)
         self._configs: dict[Limits, str] = {}
         self._reserve = client.register_script(_RESERVE)
+        self._admit = client.register_script(_ADMIT)
         self._settle = client.register_script(_SETTLE)
         self._load = client.register_script(_LOAD)
         self._snapshot = client.register_script(_SNAPSHOT)
@@ -341,8 +398,24 @@ class RedisStore:
         except (OSError, TimeoutError, redis.exceptions.ConnectionError) as exc:
             raise QuotaUnavailable(type(exc).__name__) from exc
 
+    async def admit(self, *, user: UUID, aid: str, limits: Limits) -> Throttled | None:
+        reply = await self._run(
+            self._admit,
+            [],
+            [self.prefix, str(user), aid, limits.emission_us, limits.tolerance_us],
+        )
+        wait_ms = int(reply)
+        return Throttled(wait_ms) if wait_ms else None
+
     async def reserve(
-        self, *, user: UUID, rid: str, tokens: int, cost: int, limits: Limits
+        self,
+        *,
+        user: UUID,
+        rid: str,
+        tokens: int,
+        cost: int,
+        limits: Limits,
+        rate_limited: bool = True,
     ) -> Outcome:
         config = self._configs.get(limits)
         if config is None:
@@ -372,7 +445,10 @@ class RedisStore:
                 )
 
         reply = await self._run(
-            self._reserve, [], [self.prefix, str(user), rid, tokens, cost, config], release
+            self._reserve,
+            [],
+            [self.prefix, str(user), rid, tokens, cost, config, int(rate_limited)],
+            release,
         )
         status, day, *rest = _text(reply).split(":")
         periods = _periods(day)
@@ -436,7 +512,17 @@ def connect(
     are busy, rather than failing: a burst of turns must queue, not be refused. Connecting
     is bounded here; each round trip is bounded by its caller (RedisStore: one deadline
     per batch). A rediss:// URL speaks TLS, verifying the server against `ssl_ca` (default:
-    the system's CAs)."""
+    the system's CAs).
+
+    A connection the server closed while it sat in the pool (CLIENT KILL, the server's idle
+    `timeout`) is replaced before anything is sent on it: the pool finds end-of-file on its
+    socket when handing it out and reconnects (redis.asyncio ConnectionPool.ensure_connection).
+    redis-py skips that check when maintenance notifications are enabled, which they are by
+    default ("auto", under RESP3, its default protocol): a killed connection was then used
+    and the next reservation failed. This service talks to one Redis, with no endpoint that
+    moves under it, so they are off. A connection that went quiet without closing (no FIN
+    came) answers PING before use once idle 30 s. redis-py itself never sends a command
+    again (no retries): RedisStore decides what may be sent twice."""
     tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca} if ssl_ca and url.startswith("rediss:") else {}
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
@@ -445,6 +531,8 @@ def connect(
         socket_connect_timeout=timeout,
         socket_timeout=None,  # not per reply: see above
         health_check_interval=30,  # a connection idle for 30 s answers PING before use
+        retry=Retry(NoBackoff(), 0),
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
         **tls,
     )
     return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it

@@ -1,0 +1,100 @@
+"""A Redis connection the server dropped (CLIENT KILL, an idle timeout) does not fail the
+next model turn, and the turn's reservation counts once: against the real Redis, with the
+model faked at the wire."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from agent.deps import build_deps
+from agent.http import create_app
+from agent.settings import Settings
+from quota.redis_store import RedisStore
+from quota.redis_store import connect as redis_connect
+from tests.conftest import redis_url
+from tests.fakes.llm import FakeLLM, fake_llm, says
+from tests.integration.conftest import MakeUser
+from tests.integration.homes import seeded_home
+
+PRICES = '{"fake-model": {"input": 1, "output": 2, "max_tokens": 300}}'
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeLLM]:
+    async with fake_llm() as server:
+        yield server
+
+
+async def _kill(name: str) -> int:
+    """Kill, from a second client, every connection named `name` (and only those: the Redis
+    is shared with other tests)."""
+    killer = aioredis.Redis.from_url(redis_url())
+    try:
+        clients = await killer.client_list()
+        ids = [c["id"] for c in clients if c.get("name") == name]
+        for client_id in ids:
+            await killer.client_kill_filter(_id=client_id)
+        return len(ids)
+    finally:
+        await killer.aclose()
+
+
+async def test_a_dropped_redis_connection_does_not_fail_the_next_model_turn(
+    settings: Settings, pool: asyncpg.Pool, fake: FakeLLM, make_user: MakeUser
+) -> None:
+    name = f"wwtest-{uuid.uuid4().hex[:10]}"
+    client = redis_connect(f"{redis_url()}?client_name={name}")
+    prefix = f"wwtest:{uuid.uuid4().hex[:10]}"
+    deps = build_deps(
+        settings.model_copy(
+            update={
+                "openai_base_url": fake.base_url,
+                "openai_api_key": None,
+                "model": "fake-model",
+                "model_prices": PRICES,
+                "quota_prefix": prefix,
+            }
+        ),
+        pool,
+        client,
+    )
+    assert isinstance(deps.quota.store, RedisStore)
+    user, headers = await make_user("resident")
+    home = await seeded_home(pool, user.id, days=1.2, seed=11)
+    try:
+        # Open the pool's connection (a read through the same script path), then drop it
+        # from the server's side.
+        await deps.quota.store.snapshot(user=user.id)
+        assert await _kill(name) >= 1
+        fake.replies.append(says("I don't know that yet.", prompt=500, completion=20))
+        transport = httpx.ASGITransport(app=create_app(deps=deps))
+        async with httpx.AsyncClient(transport=transport, base_url="http://wattwise.test") as c:
+            response = await c.post(
+                f"/v1/households/{home}/chat",
+                headers=headers,
+                json={"messages": [{"role": "user", "content": "how much did I use today?"}]},
+            )
+        assert response.status_code == 200, response.text
+        assert len(fake.requests) == 1
+        snap = await deps.quota.store.snapshot(user=user.id)
+        # Reserved once and settled once: exactly the provider's usage of one turn.
+        assert (snap.user_day.used, snap.user_day.held) == (520, 0)
+        async with pool.acquire() as conn:
+            rows = await conn.fetchval(
+                "SELECT count(*) FROM usage_ledger WHERE user_id = $1", user.id
+            )
+        assert rows == 1
+    finally:
+        assert deps.model is not None
+        await deps.model.client.close()
+        await deps.live.close()
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
