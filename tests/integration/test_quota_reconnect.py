@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from agent.deps import build_deps
 from agent.http import create_app
 from agent.settings import Settings
+from quota.core import Limits, Reserved
 from quota.redis_store import RedisStore
 from quota.redis_store import connect as redis_connect
 from tests.conftest import redis_url
@@ -98,3 +99,29 @@ async def test_a_dropped_redis_connection_does_not_fail_the_next_model_turn(
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+async def test_a_reservation_sent_twice_counts_once(redis_client: aioredis.Redis) -> None:
+    """What makes sending a batch again safe when its connection broke: the same
+    reservation (or admission) id a second time changes nothing."""
+    prefix = f"wwtest:{uuid.uuid4().hex[:10]}"
+    store = RedisStore(redis_client, prefix=prefix)
+    limits = Limits(10**9, 10**9, 10**12, rate_per_minute=1, burst=2)
+    user = uuid.uuid4()
+    try:
+        for scope in ("user_day", "user_month", "global_month"):
+            snap = await store.snapshot(user=user)
+            await store.load(user=user, periods=snap.periods, scope=scope, used=0)
+        first = await store.reserve(user=user, rid="r1", tokens=100, cost=5, limits=limits)
+        again = await store.reserve(user=user, rid="r1", tokens=100, cost=5, limits=limits)
+        assert isinstance(first, Reserved)
+        assert again == first
+        assert (await store.snapshot(user=user)).user_day.held == 100
+        # The reservation took one slot of the burst of two, once; a1 takes the other, once.
+        assert await store.admit(user=user, aid="a1", limits=limits) is None
+        assert await store.admit(user=user, aid="a1", limits=limits) is None
+        assert await store.admit(user=user, aid="a2", limits=limits) is not None
+    finally:
+        keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await redis_client.delete(*keys)
