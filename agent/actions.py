@@ -4,7 +4,11 @@ command in the household's outbox, and the gateway's acknowledgement.
 proposed ──confirm──> confirmed ──> sent ──ack──> acknowledged | failed
     └──> cancelled | expired
 
-A command exists only for an action its proposer confirmed before it expired. The
+At most one proposal waits per device, and at most MAX_PENDING per household: a new one
+cancels the household's older one for the same device and, past the cap, its oldest, each
+with the event detail saying it was superseded. Proposals are made one at a time per
+household (an advisory lock), and a unique index keeps one pending per device whatever
+races. A command exists only for an action its proposer confirmed before it expired. The
 confirmation locks the action's row and the outbox is unique per action, so confirming
 twice, or twenty times at once, yields one command; later confirmations replay it.
 Expiry is judged by the database clock, so every process agrees on it.
@@ -40,6 +44,10 @@ Status = Literal["proposed", "confirmed", "sent", "acknowledged", "failed", "can
 CommandStatus = Literal["sent", "acknowledged", "failed"]
 COMMAND_STATUSES: tuple[CommandStatus, ...] = ("sent", "acknowledged", "failed")
 MAX_COMMANDS = 100
+# Proposals waiting for consent in one household at once. A proposal waits five minutes by
+# default and a person answers the newest: past the cap, the oldest gives way rather than
+# the new one being refused (a refusal would block the ask behind stale ones).
+MAX_PENDING = 10
 MAX_DETAIL = 500
 
 NO_ACTION = "No action with this id is visible to you."
@@ -187,6 +195,36 @@ WITH a AS (
 SELECT * FROM a
 """
 
+# One proposer at a time per household ($1), until the transaction ends.
+_LOCK_PROPOSALS_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('proposals ' || $1::uuid::text, 0))"
+)
+SUPERSEDED_DEVICE = "superseded by a newer proposal for this device"
+SUPERSEDED_CAP = f"superseded: at most {MAX_PENDING} proposals wait at once in a household"
+
+
+def _supersede_sql(which: str) -> str:
+    """Cancel the household's ($1) pending proposals `which` selects, logging each with
+    the new proposer ($2) and the reason ($3)."""
+    return f"""
+    WITH a AS (
+        UPDATE actions AS a SET status = 'cancelled', updated_at = now()
+         WHERE a.household_id = $1 AND a.status = 'proposed' AND {which}
+        RETURNING a.id
+    )
+    INSERT INTO action_events (action_id, status, user_id, detail)
+    SELECT id, 'cancelled', $2::uuid, $3::text FROM a
+    """
+
+
+_SUPERSEDE_DEVICE_SQL = _supersede_sql("a.device_id = $4")
+# All but the newest $4, leaving room for the new one.
+_SUPERSEDE_OLDEST_SQL = _supersede_sql(
+    """a.id IN (SELECT o.id FROM actions o
+                  WHERE o.household_id = $1 AND o.status = 'proposed'
+                  ORDER BY o.created_at DESC, o.id DESC OFFSET $4)"""
+)
+
 # The caller's own action ($1) in a household they still see.
 _OWN_SQL = f"""
 SELECT {_COLUMNS}, a.expires_at <= now() AS lapsed
@@ -240,6 +278,7 @@ def _expire_sql(scope: str) -> str:
 
 
 _EXPIRE_MINE_SQL = _expire_sql("a.household_id = $1 AND a.user_id = $2")
+_EXPIRE_HOUSEHOLD_SQL = _expire_sql("a.household_id = $1")
 _EXPIRE_ONE_SQL = _expire_sql("a.id = $1 AND (a.user_id = $2 OR $3::text = 'admin')")
 
 _PENDING_SQL = f"""
@@ -325,18 +364,30 @@ async def _propose(
         value = validate_proposal(device, op, value)
     except ToolFailure as exc:
         raise ActionRefused(exc.code, exc.message, exc.field) from None
-    created = await conn.fetchrow(
-        _INSERT_SQL,
-        secrets.token_urlsafe(16),
-        household_id,
-        user.id,
-        device.id,
-        device.name,
-        op,
-        value,
-        ttl,
-        undo_of,
-    )
+    async with conn.transaction():
+        # Serialised per household, so concurrent proposals supersede one another in turn
+        # instead of racing into the unique index (actions_one_pending_per_device).
+        await conn.execute(_LOCK_PROPOSALS_SQL, household_id)
+        # Lapsed ones first: they neither count nor block the index.
+        await conn.execute(_EXPIRE_HOUSEHOLD_SQL, household_id)
+        await conn.execute(
+            _SUPERSEDE_DEVICE_SQL, household_id, user.id, SUPERSEDED_DEVICE, device.id
+        )
+        await conn.execute(
+            _SUPERSEDE_OLDEST_SQL, household_id, user.id, SUPERSEDED_CAP, MAX_PENDING - 1
+        )
+        created = await conn.fetchrow(
+            _INSERT_SQL,
+            secrets.token_urlsafe(16),
+            household_id,
+            user.id,
+            device.id,
+            device.name,
+            op,
+            value,
+            ttl,
+            undo_of,
+        )
     assert created is not None
     return Action.from_record(created)
 

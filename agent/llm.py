@@ -116,9 +116,11 @@ class ChatModel:
         tools: list[dict[str, Any]] | None = None,
         max_tokens: int | None = None,
         turn_id: str | None = None,
+        rate_limited: bool = True,
     ) -> Reservation:
         """Hold the round's worst case now (before a response starts, so a refusal can still
-        be a plain HTTP error); pass it to round()."""
+        be a plain HTTP error); pass it to round(). `rate_limited=False` for the rounds of
+        a turn that took its rate-limit slot already."""
         return await self.quota.reserve(
             user_id=user_id,
             household_id=household_id,
@@ -126,6 +128,7 @@ class ChatModel:
             prompt_tokens=prompt_estimate(messages, tools or []),
             max_tokens=max_tokens,
             turn_id=turn_id,
+            rate_limited=rate_limited,
         )
 
     async def round(
@@ -138,9 +141,11 @@ class ChatModel:
         max_tokens: int | None = None,
         turn_id: str | None = None,
         reservation: Reservation | None = None,
+        rate_limited: bool = True,
     ) -> AsyncGenerator[Event]:
-        """One streamed completion. Without a `reservation`, one is made first, and the
-        quota's refusals are raised before anything is sent."""
+        """One streamed completion. Without a `reservation`, one is made first (see
+        reserve() for `rate_limited`), and the quota's refusals are raised before anything
+        is sent."""
         if reservation is None:
             reservation = await self.reserve(
                 user_id=user_id,
@@ -149,6 +154,7 @@ class ChatModel:
                 tools=tools,
                 max_tokens=max_tokens,
                 turn_id=turn_id,
+                rate_limited=rate_limited,
             )
         async with held(self.quota, reservation) as call:
             stream, head = await self._open(messages, tools, reservation.max_tokens, call)

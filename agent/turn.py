@@ -7,8 +7,9 @@
     events()    the answer as TurnEvents: the route, the context, tool calls and results,
                 released text, a proposal or a command, the verification and the usage.
 
-Smalltalk, out-of-scope, clarifying questions, proposals and consent are answered by the
-server without a model and without quota. Energy and cost questions go to the model with
+Every turn takes one slot of the user's rate limit first. Smalltalk, out-of-scope,
+clarifying questions, proposals and consent are answered by the server without a model
+and without a token quota. Energy and cost questions go to the model with
 the household context and typed tools, or to the offline narrator when no model is
 configured, when the model fails before its first token, or (if the deployment chose so)
 when the person is over budget. Model text is released sentence by sentence, each only
@@ -299,8 +300,12 @@ class Turn:
     # -- before the response -----------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Route the message and, for a model answer, reserve its first round. Raises the
-        quota's refusals (over budget only with WATTWISE_OVER_BUDGET=refuse)."""
+        """Take the turn's slot of the user's rate limit, route the message and, for a model
+        answer, reserve its first round. Raises the quota's refusals (over budget only with
+        WATTWISE_OVER_BUDGET=refuse)."""
+        # Every turn counts, first: one that needs no model (a proposal, smalltalk) costs
+        # the database as much as any. Its model rounds then take no slot of their own.
+        await self.deps.quota.admit(self.user.id)
         async with self.deps.connection() as conn:
             self.devices = await households.list_devices(conn, self.household.id)
             self.pending = await actions.pending(
@@ -328,6 +333,7 @@ class Turn:
                 messages=self.prompt,
                 tools=self._tool_definitions(),
                 turn_id=self.turn_id,
+                rate_limited=False,
             )
         except QuotaExceeded as exc:
             if self.deps.settings.over_budget != "narrate":
@@ -683,6 +689,7 @@ class Turn:
                 tools=None if last else tools,
                 turn_id=self.turn_id,
                 reservation=reservation,
+                rate_limited=False,
             )
             try:
                 # aclosing: the round's quota is settled the moment this turn stops, however

@@ -67,8 +67,34 @@ class MemoryStore:
         for rid in [r for r, at in self._done.items() if at <= now_s]:
             del self._done[rid]
 
+    def _gcra(self, user: UUID, now_us: int, limits: Limits) -> tuple[int, int]:
+        """The user's schedule now, and how long (ms) a request must wait (0: it may go)."""
+        tat, _ = self._schedules.get(user, (0, 0))
+        tat = max(tat, now_us)
+        if tat - now_us > limits.tolerance_us:
+            return tat, -(-(tat - now_us - limits.tolerance_us) // 1000)
+        return tat, 0
+
+    def _take(self, user: UUID, tat: int, limits: Limits) -> None:
+        self._schedules[user] = (tat + limits.emission_us, tat + limits.emission_us)
+
+    async def admit(self, *, user: UUID, aid: str, limits: Limits) -> Throttled | None:
+        now_us, _, _ = self._now()
+        tat, wait_ms = self._gcra(user, now_us, limits)
+        if wait_ms:
+            return Throttled(wait_ms)
+        self._take(user, tat, limits)
+        return None
+
     async def reserve(
-        self, *, user: UUID, rid: str, tokens: int, cost: int, limits: Limits
+        self,
+        *,
+        user: UUID,
+        rid: str,
+        tokens: int,
+        cost: int,
+        limits: Limits,
+        rate_limited: bool = True,
     ) -> Outcome:
         now_us, now_ms, periods = self._now()
         now_s = now_us / 1e6
@@ -82,10 +108,9 @@ class MemoryStore:
             return NeedsLoad(periods, missing)
         for scope in scopes:
             scope.purge(now_ms)
-        tat, _ = self._schedules.get(user, (0, 0))
-        tat = max(tat, now_us)
-        if tat - now_us > limits.tolerance_us:
-            return Throttled(-(-(tat - now_us - limits.tolerance_us) // 1000))
+        tat, wait_ms = self._gcra(user, now_us, limits)
+        if rate_limited and wait_ms:
+            return Throttled(wait_ms)
         amounts = (tokens, tokens, cost)
         caps = (limits.daily_tokens, limits.monthly_tokens, limits.spend_cap_micro)
         names: tuple[Limit, ...] = ("daily", "monthly", "spend_cap")
@@ -98,7 +123,8 @@ class MemoryStore:
             scope.held += amount
             scope.reservations[rid] = (amount, deadline)
             scope.expires_at = (end + GRACE).timestamp()
-        self._schedules[user] = (tat + limits.emission_us, tat + limits.emission_us)
+        if rate_limited:
+            self._take(user, tat, limits)
         return Reserved(periods, keys)
 
     async def load(self, *, user: UUID, periods: Periods, scope: Scope, used: int) -> None:

@@ -10,6 +10,7 @@ ledger after Redis lost them never miss a settled call.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,12 +38,24 @@ from quota.core import (
     Throttled,
 )
 from quota.ledger import Entry, Ledger
+from quota.memory_store import MemoryStore
 from quota.prices import ModelPrice, Prices, UnpricedModel
+
+log = logging.getLogger("wattwise.quota")
 
 
 class Store(Protocol):
+    async def admit(self, *, user: UUID, aid: str, limits: Limits) -> Throttled | None: ...
+
     async def reserve(
-        self, *, user: UUID, rid: str, tokens: int, cost: int, limits: Limits
+        self,
+        *,
+        user: UUID,
+        rid: str,
+        tokens: int,
+        cost: int,
+        limits: Limits,
+        rate_limited: bool = True,
     ) -> Reserved | NeedsLoad | OverLimit | Throttled: ...
 
     async def load(self, *, user: UUID, periods: Periods, scope: Scope, used: int) -> None: ...
@@ -113,6 +126,8 @@ class QuotaService:
         self.prices = prices
         self.limits = limits
         self.observer = observer
+        # Counts turns while the store cannot be reached (see admit()).
+        self._local = MemoryStore()
 
     async def _load(self, user: UUID, need: NeedsLoad) -> None:
         for scope in need.missing:
@@ -130,6 +145,26 @@ class QuotaService:
         except UnpricedModel:
             raise ModelNotPriced(model) from None
 
+    async def admit(self, user_id: UUID) -> None:
+        """One slot of the user's rate limit, for a turn, whatever the turn then does (a
+        model answer, a proposal, smalltalk); RateLimited when there is none. A turn that was
+        admitted reserves its model rounds with rate_limited=False: it is counted once.
+
+        A store that cannot be reached does not stop turns that need no model (their limit
+        is there to protect the service, not a budget): this process's own schedule counts
+        them meanwhile, so the limit still holds per process. Model calls still fail closed
+        at their reservation."""
+        aid = secrets.token_hex(12)
+        try:
+            throttled = await self.store.admit(user=user_id, aid=aid, limits=self.limits)
+        except QuotaUnavailable as exc:
+            log.warning("rate limit counted in process: the quota store failed (%s)", exc)
+            throttled = await self._local.admit(user=user_id, aid=aid, limits=self.limits)
+        if throttled is not None:
+            if self.observer is not None:
+                self.observer.refused("rate_limited")
+            raise RateLimited(throttled.retry_after_ms)
+
     async def reserve(
         self,
         *,
@@ -139,9 +174,11 @@ class QuotaService:
         prompt_tokens: int,
         max_tokens: int | None = None,
         turn_id: str | None = None,
+        rate_limited: bool = True,
     ) -> Reservation:
         """The call's worst case, held against every budget; QuotaRefused (and nothing held)
-        when any budget would be exceeded."""
+        when any budget would be exceeded. With `rate_limited`, the call also takes a slot
+        of the user's rate limit; a turn's rounds do not (the turn took one: admit())."""
         try:
             price = self._price(model)
             completion = self.prices.clamp(model, max_tokens)
@@ -150,7 +187,12 @@ class QuotaService:
             rid = secrets.token_hex(12)
             for _ in range(3):  # a load, then the reservation; a period may roll over between
                 outcome = await self.store.reserve(
-                    user=user_id, rid=rid, tokens=tokens, cost=cost, limits=self.limits
+                    user=user_id,
+                    rid=rid,
+                    tokens=tokens,
+                    cost=cost,
+                    limits=self.limits,
+                    rate_limited=rate_limited,
                 )
                 if isinstance(outcome, NeedsLoad):
                     try:

@@ -204,7 +204,8 @@ async def test_pending_lists_the_users_live_proposals_and_expires_lapsed_ones(
 ) -> None:
     lapsed = await _propose(pool, home)
     live = await _propose(pool, home, "Battery", "ON")
-    await _propose(pool, home, user=home.member.user)
+    # Another device: one for the Heater would supersede `lapsed`.
+    await _propose(pool, home, "EV charger", user=home.member.user)
     async with pool.acquire() as conn:
         await _backdate(conn, lapsed.id)
         found = await actions.pending(conn, household_id=home.id, user_id=home.resident.user.id)
@@ -576,3 +577,165 @@ async def test_only_set_power_can_be_undone(
     r = await client.post(f"/v1/actions/{action.id}/undo", headers=home.resident.key("u"))
     assert (r.status_code, r.json()["error"]["code"]) == (409, "not_undoable")
     assert await _count(pool, "SELECT count(*) FROM actions") == 1
+
+
+# -- bounds: the rate limit of every turn, pending proposals per household ---------------
+
+
+async def _pending(pool: asyncpg.Pool, home: Home, device: str | None = None) -> int:
+    if device is None:
+        sql = "SELECT count(*) FROM actions WHERE household_id = $1 AND status = 'proposed'"
+        return await _count(pool, sql, home.id)
+    return await _count(
+        pool,
+        "SELECT count(*) FROM actions WHERE device_id = $1 AND status = 'proposed'",
+        home.devices[device].id,
+    )
+
+
+@pytest.mark.parametrize("store", ["redis", "memory"])
+async def test_200_concurrent_proposals_by_one_user_are_rate_limited_and_one_is_pending(
+    store: str,
+    settings: Any,
+    pool: asyncpg.Pool,
+    redis_client: Any,
+    home: Home,
+) -> None:
+    from agent.deps import build_deps
+    from agent.http import create_app
+
+    deps = build_deps(
+        settings.model_copy(update={"quota_prefix": f"wwtest:{uuid4().hex[:10]}"}),
+        pool,
+        redis_client if store == "redis" else None,
+    )
+    limits = deps.quota.limits
+    transport = httpx.ASGITransport(app=create_app(deps=deps))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://ww.test") as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        f"/v1/households/{home.id}/chat",
+                        headers=home.resident.headers,
+                        json={"messages": [{"role": "user", "content": "turn the heater off"}]},
+                    )
+                    for _ in range(200)
+                )
+            )
+    finally:
+        await deps.live.close()
+    statuses = [r.status_code for r in responses]
+    answered = statuses.count(200)
+    assert 1 <= answered <= limits.rate_per_minute
+    assert statuses.count(429) == 200 - answered
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert await _pending(pool, home, "Heater") == 1
+    # The others were superseded, each with its reason in the log.
+    superseded = await _count(
+        pool,
+        "SELECT count(*) FROM action_events WHERE status = 'cancelled' AND detail = $1",
+        actions.SUPERSEDED_DEVICE,
+    )
+    assert superseded == answered - 1
+
+
+async def test_twenty_concurrent_undos_leave_one_pending_proposal(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, home: Home
+) -> None:
+    action = await _propose(pool, home)
+    await _confirm(client, action.id, home.resident.key("k"))
+    responses = await asyncio.gather(
+        *(
+            client.post(f"/v1/actions/{action.id}/undo", headers=home.resident.key(f"u{n}"))
+            for n in range(20)
+        )
+    )
+    assert {r.status_code for r in responses} == {201}
+    assert await _pending(pool, home) == 1
+    [pending] = await _pending_rows(pool, home)
+    assert pending["undo_of"] == action.id
+
+
+async def _pending_rows(pool: asyncpg.Pool, home: Home) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return list(
+            await conn.fetch(
+                "SELECT id, device_id, undo_of FROM actions"
+                " WHERE household_id = $1 AND status = 'proposed' ORDER BY created_at",
+                home.id,
+            )
+        )
+
+
+async def test_pending_proposals_per_household_are_capped_oldest_giving_way(
+    pool: asyncpg.Pool, home: Home
+) -> None:
+    async with pool.acquire() as conn:
+        extra = [
+            await households.create_device(
+                conn,
+                household_id=home.id,
+                name=f"Plug {n}",
+                kind="consumer",
+                controllable=True,
+                max_watts=2000,
+            )
+            for n in range(actions.MAX_PENDING + 2)
+        ]
+    made = []
+    for device in extra:
+        async with pool.acquire() as conn:
+            made.append(
+                await actions.propose(
+                    conn,
+                    household_id=home.id,
+                    user=home.resident.user,
+                    device=device,
+                    op="SET_POWER",
+                    value="OFF",
+                )
+            )
+    rows = await _pending_rows(pool, home)
+    assert [r["id"] for r in rows] == [a.id for a in made[-actions.MAX_PENDING :]]
+    assert await _status(pool, made[0].id) == "cancelled"
+    async with pool.acquire() as conn:
+        detail = await conn.fetchval(
+            "SELECT detail FROM action_events WHERE action_id = $1 AND status = 'cancelled'",
+            made[0].id,
+        )
+    assert detail == actions.SUPERSEDED_CAP
+
+
+async def test_a_new_proposal_for_a_device_supersedes_the_pending_one(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, home: Home
+) -> None:
+    first = await _propose(pool, home)
+    second = await _propose(pool, home, value="ON", user=home.member.user)
+    assert await _status(pool, first.id) == "cancelled"
+    assert await _status(pool, second.id) == "proposed"
+    refused = await _confirm(client, first.id, home.resident.key("k"))
+    assert refused.json()["error"]["code"] == "action_cancelled"
+    assert await _commands(pool) == 0
+
+
+async def test_the_database_refuses_a_second_pending_proposal_for_a_device(
+    pool: asyncpg.Pool, home: Home
+) -> None:
+    await _propose(pool, home)
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(
+                """INSERT INTO actions (id, household_id, user_id, device_id, device_name, op,
+                                        value, command, expires_at)
+                   VALUES ($1, $2, $3, $4, 'Heater', 'SET_POWER', 'ON',
+                           json_build_object('op', 'SET_POWER', 'device_name', 'Heater',
+                                             'value', 'ON'),
+                           now() + interval '5 minutes')""",
+                "x" * 20,
+                home.id,
+                home.resident.user.id,
+                home.devices["Heater"].id,
+            )
