@@ -4,13 +4,21 @@ worst case is reserved, and what it used is settled however the stream ends.
 
 One round of a turn: `ChatModel.round()` yields text deltas as they arrive and, at the end,
 the tool calls the model asked for (complete, with their JSON arguments) and the usage.
+
+A caller that goes away before the first token (a hang-up) does not cut the provider's
+request: it is read on in the background, for at most `settle_grace` seconds, for the usage
+the provider reports at the end, and the round is settled from that, exactly. Only a stream
+that does not end in time is closed and settled from the estimate (the ledger row says
+`estimated`). Once text has streamed, a hang-up closes the request at once: the person
+has seen part of an answer, and the rest would only cost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -31,6 +39,8 @@ from quota.service import QuotaService
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+
+log = logging.getLogger("wattwise.llm")
 
 
 @dataclass(frozen=True)
@@ -100,12 +110,14 @@ class ChatModel:
         quota: QuotaService,
         attempts: int = 3,
         first_token_timeout: float = 20.0,
+        settle_grace: float = 5.0,
     ) -> None:
         self.client = client
         self.model = model
         self.quota = quota
         self.attempts = attempts
         self.first_token_timeout = first_token_timeout
+        self.settle_grace = settle_grace
 
     async def reserve(
         self,
@@ -157,7 +169,18 @@ class ChatModel:
                 rate_limited=rate_limited,
             )
         async with held(self.quota, reservation) as call:
-            stream, head = await self._open(messages, tools, reservation.max_tokens, call)
+            gone = asyncio.Event()
+            # In a task of its own, so that a hang-up (this generator cancelled) does not
+            # cancel the request the provider is already working on.
+            opening = asyncio.ensure_future(
+                self._open(messages, tools, reservation.max_tokens, call, gone)
+            )
+            try:
+                stream, head = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                gone.set()  # no further attempt starts
+                call.settles_after(_keep(self._read_on(opening, call)))
+                raise
             partial: dict[int, _Partial] = {}
             finish: str | None = None
             usage: tuple[int, int] | None = None
@@ -185,15 +208,37 @@ class ChatModel:
             )
             yield RoundEnd(calls, finish, usage)
 
+    async def _read_on(
+        self,
+        opening: asyncio.Future[
+            tuple[openai.AsyncStream[ChatCompletionChunk], list[ChatCompletionChunk]]
+        ],
+        call: Call,
+    ) -> None:
+        """After a hang-up before the first token: the stream read to its end, discarding
+        the text but noting the provider's usage (and, should it not come, what streamed, for
+        the estimate), for at most settle_grace seconds; then the request is closed."""
+        try:
+            async with asyncio.timeout(self.settle_grace):
+                # Cancelled at the deadline, so is the request (awaiting a task cancels it).
+                stream, head = await opening
+                async with stream:
+                    async for chunk in _chain(head, stream):
+                        _note(chunk, call)
+        except Exception as exc:  # the estimate then; the provider's failure is not ours
+            log.info("no usage after a hang-up (%s): settled by estimate", type(exc).__name__)
+
     async def _open(
         self,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
         max_tokens: int,
         call: Call,
+        gone: asyncio.Event | None = None,
     ) -> tuple[openai.AsyncStream[ChatCompletionChunk], list[ChatCompletionChunk]]:
         """Start the stream and read up to its first substantial chunk, retrying (bounded,
-        jittered) while nothing has arrived: a failed or silent attempt is discarded."""
+        jittered) while nothing has arrived: a failed or silent attempt is discarded. No
+        attempt starts once `gone` is set (the caller hung up)."""
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
@@ -201,6 +246,8 @@ class ChatModel:
             reraise=True,
         ):
             with attempt:
+                if gone is not None and gone.is_set():
+                    raise _Abandoned
                 call.started()
                 async with asyncio.timeout(self.first_token_timeout):
                     stream = await self.client.chat.completions.create(
@@ -224,6 +271,33 @@ class ChatModel:
                         raise
                 return stream, head
         raise AssertionError("unreachable: tenacity reraises the last failure")
+
+
+class _Abandoned(Exception):
+    """The caller hung up before this attempt would have started."""
+
+
+# Reading on after a hang-up: the tasks are kept here, or the loop may collect them.
+_reading: set[asyncio.Future[None]] = set()
+
+
+def _keep(work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+    task = asyncio.ensure_future(work)
+    _reading.add(task)
+    task.add_done_callback(_reading.discard)
+    return task
+
+
+def _note(chunk: ChatCompletionChunk, call: Call) -> None:
+    """What a chunk read after a hang-up tells the settlement."""
+    if chunk.usage is not None:
+        call.used(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+    for choice in chunk.choices:
+        if choice.delta.content:
+            call.streamed(choice.delta.content)
+        for tc in choice.delta.tool_calls or ():
+            if tc.function is not None and tc.function.arguments:
+                call.streamed(tc.function.arguments)
 
 
 async def _chain(

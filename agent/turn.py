@@ -391,9 +391,10 @@ class Turn:
                     yield event
             outcome = failed or "ok"
         finally:
-            if self.reservation is not None and not self.reservation.closed:
+            r = self.reservation
+            if r is not None and not r.closed and not r.owned:
                 # The answer ended before its first round took the reservation over.
-                await asyncio.shield(self.deps.quota.release(self.reservation))
+                await asyncio.shield(self.deps.quota.release(r))
             self._observe(outcome, first_text)
 
     def _observe(self, outcome: str, first_text: float | None) -> None:

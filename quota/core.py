@@ -98,6 +98,8 @@ class Reservation:
     keys: tuple[str, str, str]  # the store's counters: user day, user month, global month
     turn_id: str | None = None
     closed: bool = field(default=False, compare=False)
+    # A held() block has taken it over and closes it (perhaps later, see quota.guard).
+    owned: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ out of it, whatever that way is.
 
 On the way out: reported usage is settled; without it, a call that started is settled with
 an estimate (the reserved prompt plus what streamed); one that never started is released.
+A caller that may still learn the usage after it left (the provider's stream read on after
+a hang-up) hands that work over with `call.settles_after(task)`: the settlement waits for it,
+and the task must end by itself within a bounded time.
 This runs on success, on an exception, on cancellation (CancelledError is not an
 Exception), and when the generator around it is closed; it is shielded, so a second
 cancellation cannot interrupt it half-way.
@@ -18,6 +21,7 @@ cancellation cannot interrupt it half-way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +41,11 @@ class Call:
     _started: bool = False
     _usage: tuple[int, int] | None = None
     _streamed: list[str] = field(default_factory=list)
+    _late: asyncio.Future[None] | None = None
+
+    def settles_after(self, work: asyncio.Future[None]) -> None:
+        """Settle once `work` (which may still call used() and streamed()) has ended."""
+        self._late = work
 
     def started(self) -> None:
         self._started = True
@@ -52,6 +61,10 @@ class Call:
 async def _close(quota: QuotaService, call: Call) -> None:
     r = call.reservation
     try:
+        if call._late is not None:
+            # Bounded by its owner; whatever it learned is settled below.
+            with contextlib.suppress(Exception):
+                await call._late
         if call._usage is not None:
             await quota.settle(r, prompt_tokens=call._usage[0], completion_tokens=call._usage[1])
         elif call._started:
@@ -95,6 +108,7 @@ async def held(quota: QuotaService, reservation: Reservation) -> AsyncIterator[C
     """A call over a reservation made earlier (before a response started, say): settled or
     released on the way out exactly like metered()."""
     call = Call(reservation)
+    reservation.owned = True
     try:
         yield call
     finally:

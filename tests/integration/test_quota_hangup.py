@@ -1,0 +1,138 @@
+"""A client that hangs up before the model's first token is charged what the provider
+reported, not the server's estimate: the provider's stream is read on after the hang-up for
+its usage. A real server on loopback, the model faked at the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from agent.deps import Deps, build_deps
+from agent.http import create_app
+from agent.settings import Settings
+from tests.fakes.llm import FakeLLM, Reply, chunk, fake_llm, sse, usage
+from tests.fakes.server import serving
+from tests.integration.conftest import MakeUser
+from tests.integration.homes import seeded_home
+
+PRICES = '{"fake-model": {"input": 1, "output": 2, "max_tokens": 300}}'
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeLLM]:
+    async with fake_llm() as server:
+        yield server
+
+
+def _deps(
+    settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, fake: FakeLLM
+) -> Deps:
+    return build_deps(
+        settings.model_copy(
+            update={
+                "openai_base_url": fake.base_url,
+                "openai_api_key": None,
+                "model": "fake-model",
+                "model_prices": PRICES,
+                "llm_first_token_seconds": 10,
+                "quota_prefix": f"wwtest:{uuid.uuid4().hex[:10]}",
+            }
+        ),
+        pool,
+        redis_client,
+    )
+
+
+async def _hang_up_before_the_first_token(deps: Deps, url_path: str, headers: Any) -> None:
+    async with (
+        serving(create_app(deps=deps)) as url,
+        httpx.AsyncClient(timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{url}{url_path}",
+            headers=headers,
+            json={"messages": [{"role": "user", "content": "how much did I use today?"}]},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            assert '"text-delta"' not in line
+            if '"start-step"' in line:
+                break  # the model round has begun; its first token is a while off
+
+
+async def _settled(pool: asyncpg.Pool, user: uuid.UUID) -> asyncpg.Record:
+    """The round's one ledger row, once it is written (after the provider's stream ended,
+    or the grace did; the deadline only keeps a broken run from hanging)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT prompt_tokens, completion_tokens, estimated FROM usage_ledger"
+                " WHERE user_id = $1",
+                user,
+            )
+        if rows:
+            [row] = rows
+            return row
+        assert asyncio.get_running_loop().time() < deadline, "the round was never settled"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_hang_up_before_the_first_token_is_charged_the_providers_usage(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    fake: FakeLLM,
+    make_user: MakeUser,
+) -> None:
+    user, headers = await make_user("resident")
+    home = await seeded_home(pool, user.id, days=1.2, seed=11)
+    # Usage only at the end, as providers send it; the first token comes late.
+    body = sse(chunk({"content": "You used "}), chunk({"content": "some."}, "stop"), usage(500, 7))
+    fake.replies.append(Reply(body, delay=0.4))
+    deps = _deps(settings, pool, redis_client, fake)
+    try:
+        await _hang_up_before_the_first_token(deps, f"/v1/households/{home}/chat", headers)
+        row = await _settled(pool, user.id)
+        assert (row["prompt_tokens"], row["completion_tokens"], row["estimated"]) == (500, 7, False)
+        snap = await deps.quota.store.snapshot(user=user.id)
+        assert (snap.user_day.used, snap.user_day.held) == (507, 0)
+        assert fake.hung_up == 0  # read to its end, not cut
+    finally:
+        assert deps.model is not None
+        await deps.model.client.close()
+        await deps.live.close()
+
+
+async def test_a_provider_that_does_not_finish_in_time_after_a_hang_up_is_cut_and_estimated(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    fake: FakeLLM,
+    make_user: MakeUser,
+) -> None:
+    user, headers = await make_user("resident")
+    home = await seeded_home(pool, user.id, days=1.2, seed=11)
+    words = [chunk({"content": "More words follow here. "}) for _ in range(400)]
+    fake.replies.append(Reply(sse(*words, usage(500, 400)), delay=0.3))
+    deps = _deps(settings, pool, redis_client, fake)
+    assert deps.model is not None
+    deps.model.settle_grace = 1.0
+    try:
+        await _hang_up_before_the_first_token(deps, f"/v1/households/{home}/chat", headers)
+        row = await _settled(pool, user.id)
+        assert row["estimated"] is True
+        assert fake.hung_up == 1  # closed at the grace's end
+        snap = await deps.quota.store.snapshot(user=user.id)
+        assert snap.user_day.held == 0
+    finally:
+        await deps.model.client.close()
+        await deps.live.close()
