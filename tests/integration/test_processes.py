@@ -75,7 +75,7 @@ async def _both(
     headers: dict[str, str],
     gateway_headers: dict[str, str],
 ) -> None:
-    env = service_env(db.dsn, fake.base_url, WATTWISE_RATE_BURST="1", WATTWISE_RATE_PER_MINUTE="1")
+    env = service_env(db.dsn, fake.base_url, WATTWISE_RATE_BURST="4", WATTWISE_RATE_PER_MINUTE="1")
     chat = f"/v1/households/{household}/chat"
     async with (
         wattwise_serve(tmp_path / "a.log", env) as a,
@@ -113,14 +113,6 @@ async def _both(
                 if devices["Heat pump"] == watts:
                     break
 
-        # One rate limit for both: the turn at A uses the only one there is.
-        fake.replies.append(says("Your use today looks steady. "))
-        assert _data(_chunks(await _say(at_a, chat, "how much energy today?")), "route")
-        refused = await _say(at_b, chat, "how much energy today?")
-        assert refused.status_code == 429
-        assert refused.json()["error"]["code"] == "rate_limited"
-        assert int(refused.headers["retry-after"]) > 0
-
         # A proposal made at A, confirmed by a yes at B: one command.
         [proposal] = _data(_chunks(await _say(at_a, chat, "turn off the dishwasher")), "action")
         [command] = _data(_chunks(await _say(at_b, chat, "yes")), "command")
@@ -133,5 +125,14 @@ async def _both(
         assert not _data(_chunks(await _say(at_a, chat, "yes")), "command")
         outbox = await at_a.get(f"/v1/households/{household}/commands", headers=gateway_headers)
         assert [c["command"] for c in outbox.json()["commands"]] == [command["command"]]
+
+        # One rate limit for both, and every turn counts: the three above and this one at A
+        # use the burst of four; the next, at B, is refused.
+        fake.replies.append(says("Your use today looks steady. "))
+        assert _data(_chunks(await _say(at_a, chat, "how much energy today?")), "route")
+        refused = await _say(at_b, chat, "how much energy today?")
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert int(refused.headers["retry-after"]) > 0
     for service in (a, b):
         assert any(line.get("event") == "request" for line in service.logs())
