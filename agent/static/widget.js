@@ -30,6 +30,11 @@
   const SVG = "http://www.w3.org/2000/svg";
   const ENDED = new Set(["acknowledged", "failed", "cancelled", "expired"]);
   const LIVE_RETRY_MS = [1000, 2000, 5000, 10000, 30000]; // then every 30 s
+  /* Live figures whose newest reading is older than this are shown as of that reading,
+     not as "now": a gateway sends every few seconds to a minute. */
+  const LIVE_STALE_MS = 2 * 60 * 1000;
+  /* Times as the answers write them: 24-hour, whatever the browser's locale prefers. */
+  const CLOCK = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
   let mounted = 0;
 
   function el(tag, className, text) {
@@ -83,7 +88,7 @@
   }
 
   function timeIn(zone, iso, withDate) {
-    const options = { timeZone: zone, hour: "2-digit", minute: "2-digit" };
+    const options = { timeZone: zone, ...CLOCK };
     if (withDate) Object.assign(options, { day: "numeric", month: "short" });
     return new Intl.DateTimeFormat(undefined, options).format(new Date(iso));
   }
@@ -139,8 +144,7 @@
             weekday: "short",
             day: "numeric",
             month: "short",
-            hour: "2-digit",
-            minute: "2-digit",
+            ...CLOCK,
           }).format(at)
         : "soon";
       if (error.limit === "spend_cap") {
@@ -367,6 +371,7 @@
       this.controller = null;
       this.failures = 0;
       this.timer = null;
+      this.staleTimer = null; // redraws the figures as stale when their time comes
       this.given = false; // a refusal (401, 403, 404) ends it for good
       document.addEventListener("visibilitychange", () => {
         if (document.hidden) this.pause();
@@ -417,10 +422,47 @@
 
     give() {
       this.given = true;
+      clearTimeout(this.staleTimer);
       this.node.hidden = true;
     }
 
     show(state) {
+      this.state = state;
+      this.received = Date.now();
+      this.render();
+    }
+
+    /* The newest reading's age now, in ms: its age when the server sent the state (by the
+       server's clock, so a browser clock that is off does not matter) plus the time since. */
+    age() {
+      const ages = this.state.devices.map((d) => d.age_seconds).filter((a) => a !== null);
+      if (!ages.length) return null;
+      return Math.min(...ages) * 1000 + (Date.now() - this.received);
+    }
+
+    render() {
+      clearTimeout(this.staleTimer);
+      const state = this.state;
+      const age = this.age();
+      const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      this.node.hidden = false;
+      this.node.dataset.houseLoadWatts = String(state.house_load_watts);
+      if (age === null || !state.fresh_as_of) {
+        this.node.dataset.stale = "true";
+        this.node.textContent = "No readings yet";
+        this.node.title = "";
+        return;
+      }
+      const today = sameLocalDay(zone, state.fresh_as_of, new Date());
+      const asOf = timeIn(zone, state.fresh_as_of, !today);
+      this.node.title = `As of ${asOf}`;
+      if (age >= LIVE_STALE_MS) {
+        this.node.dataset.stale = "true";
+        this.node.textContent = `As of ${asOf}, no newer readings`;
+        return;
+      }
+      this.node.dataset.stale = "false";
+      this.staleTimer = setTimeout(() => this.render(), LIVE_STALE_MS - age);
       const kinds = new Set(state.devices.map((d) => d.kind));
       const parts = [`Now ${power(state.house_load_watts)} in use`];
       if (kinds.has("solar")) parts.push(`solar ${power(state.solar_watts)}`);
@@ -432,11 +474,6 @@
         );
       }
       this.node.textContent = parts.join(" · ");
-      this.node.title = state.fresh_as_of
-        ? `As of ${new Date(state.fresh_as_of).toLocaleTimeString()}`
-        : "No readings yet";
-      this.node.dataset.houseLoadWatts = String(state.house_load_watts);
-      this.node.hidden = false;
     }
   }
 

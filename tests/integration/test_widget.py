@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -41,7 +42,9 @@ from agent.settings import Settings
 from agent.widget_routes import DemoPage
 from quota.redis_store import connect as redis_connect
 from telemetry import access
-from telemetry.db import create_pool
+from telemetry.db import connect, create_pool
+from telemetry.seed import DEMO_TARIFF, seed_household
+from telemetry.synthetic import demo_household
 from tests.conftest import backend_dsns, redis_url
 from tests.fakes.llm import FakeLLM, Reply, chunk, fake_llm, sse, usage
 from tests.fakes.scripted import INVENTED, scripted_model
@@ -188,10 +191,12 @@ def open_page(browser: Browser) -> Opened:
     """A fresh browser context and page; fails the test on any script error in it."""
 
     @asynccontextmanager
-    async def opened(width: int = 1100, height: int = 800) -> AsyncIterator[Page]:
+    async def opened(
+        width: int = 1100, height: int = 800, locale: str = "en-GB"
+    ) -> AsyncIterator[Page]:
         context = await browser.new_context(
             viewport={"width": width, "height": height},
-            locale="en-GB",
+            locale=locale,
             timezone_id="Europe/Berlin",
         )
         context.set_default_timeout(SECONDS)
@@ -448,12 +453,18 @@ Served = Callable[..., AbstractAsyncContextManager[str]]
 
 @pytest.fixture
 def served(demo: Demo, demo_pool: asyncpg.Pool, live_redis: aioredis.Redis) -> Served:
-    """The app with a model at `base_url`, serving the demo page for the demo resident."""
+    """The app with a model at `base_url`, serving the demo page for the demo resident (or
+    for `home`, a household and its resident)."""
 
     @asynccontextmanager
     async def serve(
-        base_url: str, *, redis: aioredis.Redis | None = None, **settings: Any
+        base_url: str,
+        *,
+        redis: aioredis.Redis | None = None,
+        home: tuple[UUID, UUID] | None = None,
+        **settings: Any,
     ) -> AsyncIterator[str]:
+        household_id, user_id = home or (demo.household_id, demo.user_id)
         configured = Settings(
             env="development",
             database_url=demo.dsn,
@@ -465,8 +476,8 @@ def served(demo: Demo, demo_pool: asyncpg.Pool, live_redis: aioredis.Redis) -> S
             quota_prefix=f"wwtest:{uuid.uuid4().hex[:10]}",
         ).model_copy(update=settings)  # unvalidated: a proposal may live 3 s here
         deps = build_deps(configured, demo_pool, redis or live_redis)
-        token = deps.tokens.issue(demo.user_id, ttl=timedelta(minutes=10))
-        app = create_app(deps=deps, demo=DemoPage(demo.household_id, token))
+        token = deps.tokens.issue(user_id, ttl=timedelta(minutes=10))
+        app = create_app(deps=deps, demo=DemoPage(household_id, token))
         try:
             async with serving(app) as url:
                 yield url
@@ -589,6 +600,77 @@ async def test_an_unavailable_quota_store_asks_to_try_again(
             await expect(hello.locator(".ww-body")).not_to_be_empty()
     finally:
         await dead.aclose()
+
+
+async def test_times_beside_answers_are_24_hour_like_the_answers(
+    open_page: Opened, demo: Demo
+) -> None:
+    """In a 12-hour locale the widget wrote "02:05 PM" beside an answer saying "14:05"."""
+    async with open_page(locale="en-US") as page:
+        await page.goto(f"{demo.url}/")
+        answer = await _ask(page, "how much energy did I use today?")
+        await expect(answer).to_have_attribute("aria-busy", "false")
+        said = re.search(r"as of (\d\d:\d\d) on", await answer.locator(".ww-body").inner_text())
+        assert said, await answer.inner_text()
+        meta = answer.locator(".ww-meta")
+        await expect(meta).to_contain_text(re.compile(rf"data as of .*\b{said[1]}\b"))
+        assert not re.search(r"\b[AP]M\b", await meta.inner_text())
+        await _shot(page, "11-24-hour")
+
+
+async def _quiet_home(dsn: str, stopped: datetime) -> tuple[UUID, UUID]:
+    """A household like the demo's whose readings stopped at `stopped`, and its resident."""
+    conn = await connect(dsn)
+    try:
+        seeded = await seed_household(
+            conn, demo_household(), tariff=DEMO_TARIFF, days=0.25, seed=3, end=stopped
+        )
+        user = await access.create_user(
+            conn, email=f"quiet-{uuid.uuid4().hex[:8]}@example.test", role="resident"
+        )
+        await access.add_member(
+            conn, household_id=seeded.household.id, user_id=user.id, role="owner"
+        )
+    finally:
+        await conn.close()
+    return seeded.household.id, user.id
+
+
+async def test_live_figures_with_no_recent_reading_say_when_they_are_from(
+    open_page: Opened, served: Served, scripted: str, demo: Demo
+) -> None:
+    """Readings that had stopped showed as "Now 0 W in use", as if it were now."""
+    home = await _quiet_home(demo.dsn, datetime.now(UTC) - timedelta(minutes=20))
+    berlin = ZoneInfo("Europe/Berlin")
+    async with served(scripted, home=home) as url, open_page(locale="en-US") as page:
+        await page.clock.install()
+        await page.goto(f"{url}/")
+        token = json.loads(await page.locator("#wattwise-demo").inner_text())["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        live_line = page.locator(".ww-live")
+        async with httpx.AsyncClient() as api:
+            live = (await api.get(f"{url}/v1/households/{home[0]}/live", headers=headers)).json()
+            last = datetime.fromisoformat(live["fresh_as_of"]).astimezone(berlin)
+            await expect(live_line).to_have_text(
+                re.compile(rf"^As of (.+, )?{last:%H:%M}, no newer readings$")
+            )
+            await expect(live_line).to_have_attribute("data-stale", "true")
+            await _shot(page, "12-stale")
+
+            # A reading now: the figures are now's, until two minutes pass without another.
+            grid = next(d for d in live["devices"] if d["kind"] == "grid")
+            sent = datetime.now(UTC)
+            reading = {"device_id": grid["id"], "ts": sent.isoformat(), "watts": 1200.0}
+            stored = await api.post(
+                f"{url}/v1/telemetry", headers=headers, json={"readings": [reading]}
+            )
+            assert stored.json()["accepted"] == 1, stored.text
+        await expect(live_line).to_have_text(re.compile(r"^Now \S+ k?W in use · "))
+        await expect(live_line).to_have_attribute("data-stale", "false")
+        await page.clock.fast_forward("02:01")
+        await expect(live_line).to_have_text(
+            f"As of {sent.astimezone(berlin):%H:%M}, no newer readings"
+        )
 
 
 async def test_the_widget_files_are_cacheable(demo: Demo) -> None:
