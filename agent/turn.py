@@ -238,8 +238,6 @@ class _Ledger:
     """What this turn computed and said, for verification and the final usage."""
 
     known: list[float] = field(default_factory=list)
-    # The numbers of the user's message: a sentence may repeat them only as the user's.
-    asked: list[Stated] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     replaced: list[dict[str, str]] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
@@ -288,10 +286,6 @@ class Turn:
     @property
     def text(self) -> str:
         return self.messages[-1].content
-
-    @property
-    def _names(self) -> list[str]:
-        return [d.name for d in self.devices]
 
     @property
     def today(self) -> date:
@@ -435,7 +429,7 @@ class Turn:
         r = self.route
         assert r is not None
         yield RouteInfo(r, self.window)
-        self.ledger.asked += stated(self.text, self._names)
+        self.ledger.known += [s.value for s in stated(self.text)]
         if self.mode == "model":
             async for event in self._model():
                 yield event
@@ -780,7 +774,7 @@ class Turn:
         if _COMMAND_LIKE.search(body):
             self.ledger.dropped.append(body)
             return
-        verdict = check(body, self.ledger.known, self.ledger.asked, self._names)
+        verdict = check(body, self.ledger.known)
         if verdict.ok:
             self.ledger.checked += [s.text for s in verdict.checked]
             yield self._say(sentence)
