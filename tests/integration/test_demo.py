@@ -9,9 +9,11 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -87,18 +89,16 @@ def _environment(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def demo(
-    tmp_path: Path, *args: str, port: int | None = None, **env: str
-) -> AsyncIterator[Demo]:
+async def demo(home: Path, *args: str, port: int | None = None, **env: str) -> AsyncIterator[Demo]:
     port = port or free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agent.cli", "demo", *args,
-        env=_environment(tmp_path / "data", port, **env),
+        env=_environment(home / "data", port, **env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
     assert proc.stderr is not None
-    running = Demo(proc, port, tmp_path / "data" / "pgdata")
+    running = Demo(proc, port, home / "data" / "pgdata")
     readers = [
         asyncio.create_task(running.read(proc.stdout, running.out)),
         asyncio.create_task(running.read(proc.stderr, running.err)),
@@ -132,12 +132,18 @@ def _postgres_serving(pgdata: Path) -> list[int]:
     return sorted(pid for pid in found if Path(f"/proc/{pid}").exists())
 
 
-@pytest.fixture(autouse=True)
-def _no_stray_postgres(tmp_path: Path) -> Iterator[None]:
-    """A failing test must not leave its embedded server running on the machine."""
-    yield
-    for pid in _postgres_serving(tmp_path / "data" / "pgdata"):
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A directory for the demo's data, outside pytest's temporary root: run as root, the
+    embedded server runs as another user, who must be able to traverse the path, and every
+    pytest session that starts (another engineer's too) makes that root 0700 again."""
+    path = Path(tempfile.mkdtemp(prefix="wattwise-demo-"))
+    path.chmod(0o755)
+    yield path
+    # A failing test must not leave its embedded server running on the machine.
+    for pid in _postgres_serving(path / "data" / "pgdata"):
         os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 async def _chat(client: httpx.AsyncClient, household_url: str, token: str, question: str) -> str:
@@ -154,8 +160,8 @@ async def _chat(client: httpx.AsyncClient, household_url: str, token: str, quest
     return "".join(text)
 
 
-async def test_the_demo_serves_a_seeded_household_with_a_working_token(tmp_path: Path) -> None:
-    async with demo(tmp_path, "--days", "1") as running:
+async def test_the_demo_serves_a_seeded_household_with_a_working_token(home: Path) -> None:
+    async with demo(home, "--days", "1") as running:
         await running.printed(BANNER_END)
         token, household_url = running.credentials()
         async with httpx.AsyncClient() as client:
@@ -168,10 +174,10 @@ async def test_the_demo_serves_a_seeded_household_with_a_working_token(tmp_path:
     assert _postgres_serving(running.pgdata) == []
 
 
-async def test_the_demo_is_ready_when_it_prints_its_banner(tmp_path: Path) -> None:
+async def test_the_demo_is_ready_when_it_prints_its_banner(home: Path) -> None:
     """The banner said "open this" before the server listened and before the first rollup
     refresh: /readyz, asked right after it, was refused or 503 about one run in three."""
-    async with demo(tmp_path, "--days", "1") as running:
+    async with demo(home, "--days", "1") as running:
         await running.printed(BANNER_END)
         async with httpx.AsyncClient() as client:
             ready = await client.get(f"{running.url}/readyz")
@@ -179,55 +185,55 @@ async def test_the_demo_is_ready_when_it_prints_its_banner(tmp_path: Path) -> No
     assert ready.json()["status"] == "ready"
 
 
-async def test_a_sigterm_stops_the_demos_embedded_postgres(tmp_path: Path) -> None:
-    async with demo(tmp_path, "--days", "1") as running:
+async def test_a_sigterm_stops_the_demos_embedded_postgres(home: Path) -> None:
+    async with demo(home, "--days", "1") as running:
         await running.printed(BANNER_END)
         assert _postgres_serving(running.pgdata) != []
         running.proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):
             await running.proc.wait()
-    assert _postgres_serving(running.pgdata) == [], running.err
+    assert _postgres_serving(running.pgdata) == [], "".join(running.err)
 
 
-async def test_a_sigterm_while_seeding_stops_the_demos_embedded_postgres(tmp_path: Path) -> None:
-    async with demo(tmp_path, "--days", "30") as running:
+async def test_a_sigterm_while_seeding_stops_the_demos_embedded_postgres(home: Path) -> None:
+    async with demo(home, "--days", "30") as running:
         await running.printed("seeding 30 days", where="err")
         running.proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):
             await running.proc.wait()
-    assert _postgres_serving(running.pgdata) == [], running.err
+    assert _postgres_serving(running.pgdata) == [], "".join(running.err)
     assert "token:" not in running.out
 
 
-async def test_a_demo_after_a_killed_one_still_stops_its_postgres(tmp_path: Path) -> None:
+async def test_a_demo_after_a_killed_one_still_stops_its_postgres(home: Path) -> None:
     """A SIGKILLed demo stays on the server's list of users; no later demo was ever the
     last one, so none stopped the server."""
-    async with demo(tmp_path, "--days", "1") as killed:
+    async with demo(home, "--days", "1") as killed:
         await killed.printed(BANNER_END)
         killed.proc.kill()
         await killed.proc.wait()
     assert _postgres_serving(killed.pgdata) != []
-    async with demo(tmp_path, "--days", "1") as running:
+    async with demo(home, "--days", "1") as running:
         await running.printed(BANNER_END)
     assert running.proc.returncode == 0
-    assert _postgres_serving(running.pgdata) == [], running.err
+    assert _postgres_serving(running.pgdata) == [], "".join(running.err)
 
 
-async def test_a_taken_port_stops_the_demos_embedded_postgres(tmp_path: Path) -> None:
+async def test_a_taken_port_stops_the_demos_embedded_postgres(home: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        async with demo(tmp_path, "--days", "1", port=taken.getsockname()[1]) as running:
+        async with demo(home, "--days", "1", port=taken.getsockname()[1]) as running:
             async with asyncio.timeout(180):
                 await running.proc.wait()
     assert running.proc.returncode != 0
     assert "token:\n" not in running.out, "the banner promised a server that never listened"
-    assert _postgres_serving(running.pgdata) == [], running.err
+    assert _postgres_serving(running.pgdata) == [], "".join(running.err)
 
 
-async def test_the_demo_household_keeps_producing_readings_while_it_runs(tmp_path: Path) -> None:
+async def test_the_demo_household_keeps_producing_readings_while_it_runs(home: Path) -> None:
     """The demo's data stopped at seeding time: minutes later "right now" found no reading."""
-    async with demo(tmp_path, "--days", "1", WATTWISE_DEMO_READING_SECONDS="1") as running:
+    async with demo(home, "--days", "1", WATTWISE_DEMO_READING_SECONDS="1") as running:
         await running.printed(BANNER_END)
         printed_at = datetime.now(UTC)
         token, household_url = running.credentials()
