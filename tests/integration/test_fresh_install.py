@@ -16,7 +16,8 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -82,10 +83,15 @@ async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("newcomer") / "wattwise"
+def checkout() -> Iterator[Path]:
+    # Not under pytest's temporary root: every new pytest session makes that 0700 again,
+    # which locks out the embedded PostgreSQL's own (non-root) user.
+    root = Path(tempfile.mkdtemp(prefix="wattwise-newcomer-"))
+    root.chmod(0o755)
+    dest = root / "wattwise"
     _clean_copy(dest)
-    return dest
+    yield dest
+    shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_the_readme_demo_command_answers_a_chat_and_stops_clean(checkout: Path) -> None:
