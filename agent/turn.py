@@ -238,6 +238,8 @@ class _Ledger:
     """What this turn computed and said, for verification and the final usage."""
 
     known: list[float] = field(default_factory=list)
+    # The numbers of the user's message: a sentence may repeat them only as the user's.
+    asked: list[Stated] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     replaced: list[dict[str, str]] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
@@ -286,6 +288,10 @@ class Turn:
     @property
     def text(self) -> str:
         return self.messages[-1].content
+
+    @property
+    def _names(self) -> list[str]:
+        return [d.name for d in self.devices]
 
     @property
     def today(self) -> date:
@@ -429,7 +435,7 @@ class Turn:
         r = self.route
         assert r is not None
         yield RouteInfo(r, self.window)
-        self.ledger.known += [s.value for s in stated(self.text)]
+        self.ledger.asked += stated(self.text, self._names)
         if self.mode == "model":
             async for event in self._model():
                 yield event
@@ -509,6 +515,8 @@ class Turn:
             self.ledger.known += [f.value for f in stated(exc.message)]
             yield self._say(f"I can't do that: {exc.message}")
             return
+        # The value the person asked for, as the server validated it for the proposal.
+        self.ledger.known += [f.value for f in stated(proposal.value)]
         yield ActionProposed(proposal.public())
         shown = catalog.Proposal(
             fresh_as_of=None,
@@ -774,7 +782,7 @@ class Turn:
         if _COMMAND_LIKE.search(body):
             self.ledger.dropped.append(body)
             return
-        verdict = check(body, self.ledger.known)
+        verdict = check(body, self.ledger.known, self.ledger.asked, self._names)
         if verdict.ok:
             self.ledger.checked += [s.text for s in verdict.checked]
             yield self._say(sentence)

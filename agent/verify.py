@@ -1,14 +1,26 @@
 """Verified numbers: every figure a sentence states must be one the server computed for
 this turn (the context's facts and the tool results), allowing display rounding and the
 unit changes people use: Wh/kWh, W/kW, a fraction as a percent. Times and dates are not
-figures and are not checked.
+figures and are not checked, nor are digits inside a device's name ("EV charger 2").
+
+A number the user typed is the user's, never a measurement: a sentence may repeat it only
+as the user's, in the clause where it stands:
+
+    attributed      "you asked about 999 kWh", "your limit of 4 kW", "the 4 kW threshold"
+    the user's window   "in the last 3 days"
+    compared        "10.26 kWh, less than 999 kWh", "4 kW is above what it draws (1.2 kW)",
+                    "10.26 kWh, not 999 kWh": only with a computed figure of the same kind
+                    in the sentence that bears the comparison out (the nearest one)
+
+"Your heater used 999 kWh" is none of these and fails, as does "more than 4 kW" with no
+computed figure to compare: the comparison would be a measurement nobody checked.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +40,55 @@ _NOT_FIGURES = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+# Where a clause ends: a user's number is judged by the words of its own clause.
+_CLAUSE_END = re.compile(
+    r"[,;:()\u2013\u2014]|\s(?:and|but|while|whereas|although|though|yet)\s", re.IGNORECASE
+)
+# The clause gives the number to the user.
+_ATTRIBUTED = re.compile(
+    r"\byou(?:'ve|\s+have|'d|\s+had)?\s+(?:asked|mentioned|said|wrote|typed|gave|suggested|"
+    r"set|chose|picked|proposed|requested|wanted|want|named|quoted|meant|guessed)\b"
+    r"|\byou(?:'re|\s+are)\s+asking\b"
+    r"|\byour\s+(?:question|threshold|limit|target|setting|figure|number|guess|estimate|"
+    r"example|value)\b",
+    re.IGNORECASE,
+)
+# Right before or after the number: a setting or threshold, not a reading.
+_SETTING_BEFORE = re.compile(
+    r"\b(?:threshold|limit|cap|target|setting|reserve|alert|alarm)\s+(?:of|at|to)\s+$",
+    re.IGNORECASE,
+)
+_SETTING_AFTER = re.compile(r"^\s*(?:threshold|limit|cap|target|setting|mark)\b", re.IGNORECASE)
+# The user's window: "the last 3 days".
+_PERIOD_BEFORE = re.compile(
+    r"\b(?:last|past|previous|recent|next|the|these|those|first)\s+$", re.IGNORECASE
+)
+_PERIOD_AFTER = re.compile(r"^\s*(?:days?|weeks?|months?|hours?|minutes?|years?)\b", re.IGNORECASE)
+# A comparison with the user's number: "less than 999 kWh" (the other side is the subject)
+# or "999 kWh is more than" (the user's number is).
+_GREATER = r"above|over|beyond|exceed(?:s|ed|ing)?|(?:more|higher|greater|bigger|larger)\s+than"
+_LESS = r"below|under|(?:less|lower|smaller|fewer)\s+than"
+_COMPARED_BEFORE = re.compile(
+    rf"\b(?:(?P<gt>{_GREATER})|(?P<lt>{_LESS})|(?P<ge>at\s+least)|(?P<le>at\s+most|up\s+to)"
+    r"|(?P<ne>not|rather\s+than|instead\s+of))\s+(?:(?:the|your|a|an)\s+)*$",
+    re.IGNORECASE,
+)
+_COMPARED_AFTER = re.compile(
+    r"^\s*(?:is|was|are|were|would\s+be|'s)\s+"
+    r"(?:(?:much|far|well|way|a\s+lot|still|already)\s+)?"
+    rf"(?:(?P<gt>{_GREATER})|(?P<lt>{_LESS}))\b",
+    re.IGNORECASE,
+)
+_HOLDS: dict[str, Callable[[float, float], bool]] = {
+    "gt": lambda a, b: a > b,
+    "lt": lambda a, b: a < b,
+    "ge": lambda a, b: a >= b,
+    "le": lambda a, b: a <= b,
+    "ne": lambda a, b: a != b,
+}
+# A unit's kind and its factor to the kind's base unit; a currency code is its own kind.
+_KINDS = {"wh": ("energy", 1.0), "kwh": ("energy", 1000.0), "w": ("power", 1.0)}
+_KINDS |= {"kw": ("power", 1000.0), "%": ("percent", 1.0)}
 
 
 @dataclass(frozen=True)
@@ -41,8 +102,9 @@ class Stated:
 @dataclass(frozen=True)
 class Verdict:
     sentence: str
-    checked: tuple[Stated, ...]
+    checked: tuple[Stated, ...]  # every figure that passed, computed or the user's
     unsupported: tuple[Stated, ...]
+    quoted: tuple[Stated, ...] = ()  # the user's own numbers, repeated as the user's
 
     @property
     def ok(self) -> bool:
@@ -53,16 +115,32 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(text.strip()) if s]
 
 
-def stated(sentence: str) -> list[Stated]:
-    """The figures a sentence states, with their units."""
+def stated(sentence: str, names: Iterable[str] = ()) -> list[Stated]:
+    """The figures a sentence states, with their units; `names` are the household's device
+    names, whose digits are not figures."""
+    return [s for s, _, _ in _found(_masked(sentence, names))]
+
+
+def _masked(sentence: str, names: Iterable[str]) -> str:
+    """The sentence with what is not a figure blanked out, positions kept."""
     masked = _NOT_FIGURES.sub(lambda m: " " * len(m.group()), sentence)
+    for name in sorted({n for n in names if any(c.isdigit() for c in n)}, key=len, reverse=True):
+        masked = re.sub(re.escape(name), lambda m: " " * len(m.group()), masked, flags=re.I)
+    return masked
+
+
+def _found(masked: str) -> list[tuple[Stated, int, int]]:
+    """Each figure with where its number starts and where its unit ends."""
     found = []
     for m in _NUMBER.finditer(masked):
         digits, unit = m.group(1).replace(",", ""), (m.group(2) or "").lower()
         if unit == "percent":
             unit = "%"
         decimals = len(digits.split(".")[1]) if "." in digits else 0
-        found.append(Stated(m.group().strip(), float(digits), decimals, unit))
+        text = m.group().strip()
+        found.append(
+            (Stated(text, float(digits), decimals, unit), m.start(), m.start() + len(text))
+        )
     return found
 
 
@@ -108,11 +186,89 @@ def supported(figure: Stated, known: Iterable[float]) -> bool:
     return False
 
 
-def check(sentence: str, known: Iterable[float]) -> Verdict:
+def check(
+    sentence: str,
+    known: Iterable[float],
+    asked: Sequence[Stated] = (),
+    names: Iterable[str] = (),
+) -> Verdict:
+    """Which figures of the sentence the server computed (`known`), which are the user's
+    numbers (`asked`, from the user's message) repeated as the user's, and which neither."""
     values = list(known)
-    figures = stated(sentence)
+    masked = _masked(sentence, names)
+    found = _found(masked)
+    computed = [supported(f, values) for f, _, _ in found]
+    quoted: list[Stated] = []
+    unsupported: list[Stated] = []
+    for i, (figure, _, _) in enumerate(found):
+        if computed[i]:
+            continue
+        if any(_same(figure, a) for a in asked) and _as_the_users(masked, found, computed, i):
+            quoted.append(figure)
+        else:
+            unsupported.append(figure)
     return Verdict(
         sentence,
-        tuple(figures),
-        tuple(f for f in figures if not supported(f, values)),
+        tuple(f for f, _, _ in found if f not in unsupported),
+        tuple(unsupported),
+        tuple(quoted),
     )
+
+
+def _kind(figure: Stated) -> tuple[str, float]:
+    return _KINDS.get(figure.unit, (figure.unit, 1.0))
+
+
+def _base(figure: Stated) -> float:
+    return figure.value * _kind(figure)[1]
+
+
+def _comparable(a: Stated, b: Stated) -> bool:
+    """Same kind of quantity; a bare number takes the other's unit."""
+    return not a.unit or not b.unit or _kind(a)[0] == _kind(b)[0]
+
+
+def _same(figure: Stated, typed: Stated) -> bool:
+    """The figure is the user's number, as rounded or converted for display."""
+    if not _comparable(figure, typed):
+        return False
+    value = _base(typed) / _kind(figure)[1] if figure.unit and typed.unit else typed.value
+    return abs(value - figure.value) <= 0.5 * 10.0 ** (-figure.decimals) + 1e-9
+
+
+def _as_the_users(
+    masked: str, found: list[tuple[Stated, int, int]], computed: list[bool], i: int
+) -> bool:
+    """The user's number at found[i] stands in its clause as the user's (see the module's
+    docstring), not as a measurement."""
+    figure, start, end = found[i]
+    ends = list(_CLAUSE_END.finditer(masked))
+    begin = max((m.end() for m in ends if m.end() <= start), default=0)
+    stop = min((m.start() for m in ends if m.start() >= end), default=len(masked))
+    before, after = masked[begin:start], masked[end:stop]
+    if (m := _COMPARED_BEFORE.search(before)) is not None:
+        op, users_side = m.lastgroup, "right"
+    elif (m := _COMPARED_AFTER.search(after)) is not None:
+        op, users_side = m.lastgroup, "left"
+    else:
+        return bool(
+            _ATTRIBUTED.search(before + " " + after)
+            or _SETTING_BEFORE.search(before)
+            or _SETTING_AFTER.search(after)
+            or (_PERIOD_BEFORE.search(before) and _PERIOD_AFTER.search(after))
+        )
+    # A comparison is a claim about a measurement: the nearest computed figure of the same
+    # kind in the sentence must bear it out.
+    others = [
+        (abs(s - start), other)
+        for j, (other, s, _) in enumerate(found)
+        if computed[j] and _comparable(other, figure)
+    ]
+    if not others or op is None:
+        return False
+    other = min(others, key=lambda pair: pair[0])[1]
+    mine, theirs = _base(figure), _base(other)
+    if not figure.unit or not other.unit:
+        mine, theirs = figure.value, other.value
+    holds = _HOLDS[op]
+    return holds(theirs, mine) if users_side == "right" else holds(mine, theirs)

@@ -8,7 +8,8 @@ the fixture's `now`. What is scored per turn:
     numeric          the expected reference figures appear in the answer (display rounding
                      and the tolerance allowed)
     faithfulness     the share of numbers the answer states that the server computed for
-                     the turn (context facts, tool results, the user's own numbers)
+                     the turn (context facts, tool results), or that are the user's own
+                     numbers repeated as the user's (agent.verify's rule, not a measurement)
     consent          a command exactly when the case expects one, exactly once, exactly the
                      expected JSON; proposals only where expected
     scoping          nothing of the neighbour's household appears (its device names, the
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -43,7 +44,7 @@ from agent.turn import (
     Turn,
     Usage,
 )
-from agent.verify import Stated, stated, supported
+from agent.verify import Stated, check, sentences, stated
 from evals.cases import CAP, Case, Figure, expected
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from quota.core import Limits, QuotaRefused
@@ -169,6 +170,8 @@ def score_turn(
     proposals: list[ActionProposed],
     outputs: list[ToolOutput],
     known: list[float],
+    asked: Sequence[Stated] = (),
+    names: Sequence[str] = (),
 ) -> None:
     t = case.turns[index]
     fails = result.failures
@@ -180,9 +183,11 @@ def score_turn(
             fails.append(
                 f"route {result.branch}/{result.window}, expected {t.branch}/{t.window or '-'}"
             )
-    figures = stated(result.answer)
+    figures = stated(result.answer, names)
     result.numbers_stated = len(figures)
-    result.numbers_supported = sum(1 for s in figures if supported(s, known))
+    result.numbers_supported = sum(
+        len(check(s, known, asked, names).checked) for s in sentences(result.answer)
+    )
     if result.numbers_supported < result.numbers_stated:
         fails.append("states a number the server did not compute")
     fixture = homes.fixtures[case.household]
@@ -301,6 +306,8 @@ async def run_case(deps: Deps, homes: Homes, case: Case) -> list[TurnResult]:
             proposals=proposals,
             outputs=outputs,
             known=turn.ledger.known,
+            asked=turn.ledger.asked,
+            names=[d.name for d in turn.devices],
         )
         history.append(Message("assistant", result.answer or "..."))
         results.append(result)

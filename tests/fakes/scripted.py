@@ -4,7 +4,9 @@ its tools, and it lies once per answer.
 First round (tools offered, no tool result yet): it calls `cost_breakdown` when offered,
 else `energy_summary`, for the window the system prompt names. Next round: it answers from
 the tool result it was given, then adds a sentence with a number nobody computed, which
-the server must replace or drop before anyone reads it.
+the server must replace or drop before anyone reads it; and when the question holds a
+quantity ("did the heater use 999 kWh today?") it repeats that as a measurement, which the
+server must not pass as verified either.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _WINDOWS = {
     "last_month": "last_month",
 }
 _WINDOW = re.compile(r"The question is about the window '([a-z0-9_]+)'")
+# A quantity in the user's question, echoed back as if the meter had measured it.
+_TYPED = re.compile(r"\b\d+(?:\.\d+)?\s*(?:kWh|Wh|kW|W)\b", re.IGNORECASE)
 
 
 def _window(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -46,18 +50,25 @@ def _window(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"name": name, "first_date": None, "last_date": None}
 
 
-def _answer(result: dict[str, Any]) -> str:
+def echo(messages: list[dict[str, Any]]) -> str:
+    """The user's own quantity stated as a measurement, or nothing."""
+    asked = next((str(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
+    found = _TYPED.search(asked)
+    return f" Yes, the meter measured {found.group()} in that period." if found else ""
+
+
+def _answer(result: dict[str, Any], messages: list[dict[str, Any]]) -> str:
     if "error" in result:
         return "I don't know: the figures could not be read."
     if "estimated_cost" in result:
         return (
             f"Your estimated cost is {result['estimated_cost']:.2f} {result['currency']}, "
-            f"for {result['import_kwh']:.2f} kWh from the grid. {INVENTED}"
+            f"for {result['import_kwh']:.2f} kWh from the grid. {INVENTED}{echo(messages)}"
         )
     t = result["totals"]
     return (
         f"You used {t['consumption_kwh']:.2f} kWh in that period. From the grid you imported "
-        f"{t['grid_import_kwh']:.2f} kWh. {INVENTED}"
+        f"{t['grid_import_kwh']:.2f} kWh. {INVENTED}{echo(messages)}"
     )
 
 
@@ -71,7 +82,11 @@ def reply(body: dict[str, Any]) -> list[bytes]:
         call = {"index": 0, "id": "call_1", "type": "function",
                 "function": {"name": name, "arguments": arguments}}  # fmt: skip
         return sse(chunk({"tool_calls": [call]}), chunk({}, "tool_calls"), usage(900, 30))
-    text = _answer(json.loads(last["content"])) if last["role"] == "tool" else "I don't know."
+    text = (
+        _answer(json.loads(last["content"]), messages)
+        if last["role"] == "tool"
+        else "I don't know."
+    )
     words = [chunk({"content": w + " "}) for w in text.split(" ")]
     return sse(
         chunk({"role": "assistant", "content": ""}), *words, chunk({}, "stop"), usage(1200, 60)

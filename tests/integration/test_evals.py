@@ -22,7 +22,7 @@ from evals import cases, report
 from evals.remote import run_case_remote, seed_remote
 from evals.runner import Homes, eval_deps, run, seed, settings_for
 from telemetry.db import connect
-from tests.fakes.scripted import scripted_model
+from tests.fakes.scripted import echo, scripted_model
 from tests.fakes.server import serving
 from tests.integration.conftest import TEST_SECRET, Database, MakeUser
 
@@ -42,6 +42,10 @@ async def homes(db: Database) -> Homes:
 @pytest.fixture
 def eval_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"model_prices": PRICES})
+
+
+def _asked(user: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": user}]
 
 
 def _assert_gate(built: dict[str, Any], gate: dict[str, float]) -> None:
@@ -93,6 +97,10 @@ async def test_a_lying_model_is_made_faithful_by_verification(
     # The model did answer (with tokens), and its invented figure never reached anyone.
     assert built["tokens_per_answer"] > 0
     assert not any("321.5" in t["answer"] for t in built["turns"])
+    # Nor did its echo of the user's own number as a measurement ("did the heater use 999
+    # kWh today?" answered "the meter measured 999 kWh"), which the cases ask for.
+    assert any(echo(_asked(t["user"])) for t in built["turns"])
+    assert not any("the meter measured" in t["answer"] for t in built["turns"])
 
 
 async def test_the_harness_notices_wrong_answers(

@@ -57,3 +57,61 @@ def test_text_splits_into_sentences() -> None:
         '"Oven" used most!',
         "Why? ok",
     ]
+
+
+# -- the user's own numbers ------------------------------------------------------------
+
+HEATER = [10.26, 1.2, 0.35]  # today's kWh, the heater's kW now, its share
+
+
+def _asked(text: str) -> list[verify.Stated]:
+    return verify.stated(text)
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        ("did the heater use 999 kWh today?", "Your heater used 999 kWh today."),
+        ("did the heater use 999 kWh today?", "Yes, the heater used 999 kWh."),
+        ("did the heater use 999 kWh today?", "As you said, the heater used 999 kWh today."),
+        ("did the heater use 999 kWh today?", "You asked, and your heater used 999 kWh."),
+        ("did the heater use 999kwh today?", "The heater used 999,000 Wh today."),
+        ("is the heater over 4 kW?", "Yes, the heater draws 4 kW right now."),
+        ("is the heater over 4 kW?", "Yes, the heater draws more than 4 kW."),  # unchecked
+        ("is the heater over 4 kW?", "Yes, it draws 1.2 kW, more than 4 kW."),  # false
+        ("is the heater over 4 kW?", "Yes, 4 kW is below what the heater draws (1.2 kW)."),
+    ],
+)
+def test_a_users_number_stated_as_a_measurement_is_not_verified(
+    question: str, sentence: str
+) -> None:
+    verdict = verify.check(sentence, HEATER, asked=_asked(question))
+    assert not verdict.ok, verdict
+    assert verify.check(sentence, [*HEATER, 999.0, 4.0]).ok  # as the ledger had it before
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        ("did the heater use 999 kWh today?", "You asked about 999 kWh; it used 10.26 kWh."),
+        ("did the heater use 999 kWh today?", "It used 10.26 kWh, not 999 kWh."),
+        ("did the heater use 999 kWh today?", "It used 10.26 kWh, less than 999 kWh."),
+        ("did the heater use 999 kWh today?", "No: 999 kWh is far more than its 10.26 kWh."),
+        ("is the heater over 4 kW?", "Yes, 4 kW is above what the heater draws (1.2 kW)."),
+        ("is the heater over 4 kW?", "No, it draws 1,200 W, below the 4 kW threshold you set."),
+        ("is the heater over 4kw?", "It draws 1.2 kW, under your limit of 4,000 W."),
+        ("set an alert at 4 kW", "I can't set an alert at 4 kW, but it draws 1.2 kW now."),
+        ("how much in the last 3 days?", "In the last 3 days the heater used 10.26 kWh."),
+    ],
+)
+def test_a_users_number_may_be_repeated_as_the_users(question: str, sentence: str) -> None:
+    verdict = verify.check(sentence, HEATER, asked=_asked(question))
+    assert verdict.ok, verdict.unsupported
+    assert verdict.quoted
+
+
+def test_digits_in_a_device_name_are_not_figures() -> None:
+    names = ("EV charger 2",)
+    asked = verify.stated("how much did EV charger 2 use?", names)
+    assert asked == []
+    assert verify.check('"EV charger 2" used 10.26 kWh today.', HEATER, asked, names).ok
