@@ -210,8 +210,14 @@ def cmd_device_add(settings: Settings, args: argparse.Namespace) -> None:
                 controllable=body.controllable,
                 max_watts=body.max_watts,
             )
+        except households.InvalidDeviceName as exc:
+            raise CommandError(f"name: {exc.reason}") from exc
+        except households.ConfusableDeviceName as exc:
+            raise CommandError(
+                f"{exc.args[0]} looks like {exc.existing}, a device of the household"
+            ) from exc
         except households.DuplicateDeviceName as exc:
-            raise CommandError(f"the household already has a device named {body.name}") from exc
+            raise CommandError(f"the household already has a device named {exc.args[0]}") from exc
         print(device.id)
 
     asyncio.run(_with_conn(settings, work))

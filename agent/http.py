@@ -106,9 +106,22 @@ async def create_device(request: Request, conn: Any, user: access.User) -> Respo
             controllable=body.controllable,
             max_watts=body.max_watts,
         )
+    except households.InvalidDeviceName as exc:
+        # The reason names an invisible character by its code point, never as itself.
+        raise InvalidRequest(
+            f"This device name is not allowed: {exc.reason}.",
+            code="invalid_device_name",
+            fields=(FieldError("name", exc.reason),),
+        ) from exc
+    except households.ConfusableDeviceName as exc:
+        raise Conflict(
+            f"'{exc.args[0]}' looks like '{exc.existing}', a device of this household; "
+            "choose a name that reads differently.",
+            code="device_name_confusable",
+        ) from exc
     except households.DuplicateDeviceName as exc:
         raise Conflict(
-            f"This household already has a device named '{body.name}' (names ignore case).",
+            f"This household already has a device named '{exc.args[0]}' (names ignore case).",
             code="duplicate_device_name",
         ) from exc
     return JSONResponse(device.public(), status_code=201)

@@ -153,6 +153,14 @@ def sent(command: dict[str, str]) -> str:
     return f"I sent the command to {what}. I'll confirm once the device acknowledges it."
 
 
+def fenced(language: str, content: str) -> str:
+    """`content` as a Markdown code block whose fence is longer than any run of backticks in
+    it, so nothing inside (a device name, say) can close the block early."""
+    longest = max((len(run) for run in re.findall(r"`+", content)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"\n\n{fence}{language}\n{content}\n{fence}\n"
+
+
 def comparison(c: Comparison) -> list[str]:
     a, b = c.totals_a.consumption_kwh, c.totals_b.consumption_kwh
     sentences = [f"You used {kwh(a)} {window_phrase(c.a)} against {kwh(b)} {window_phrase(c.b)}."]

@@ -49,11 +49,9 @@ def _email(value: str) -> str:
     return value
 
 
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_printable),
-]
+# The raw name, bounded; its rule (telemetry.names) is applied where every device is made,
+# telemetry.households.create_device, whoever calls it, and answers invalid_device_name.
+DeviceName = Annotated[str, StringConstraints(max_length=400)]
 
 
 class _Body(BaseModel):
@@ -71,7 +69,7 @@ class HouseholdIn(_Body):
 
 
 class DeviceIn(_Body):
-    name: Name
+    name: DeviceName
     kind: DeviceKind
     controllable: bool = False
     max_watts: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)

@@ -562,7 +562,7 @@ class Turn:
         if self.style == "chat":
             block = json.dumps(c, separators=(", ", ": "))
             self.ledger.released = True
-            yield Text(f"\n\n```json\n{block}\n```\n")
+            yield Text(narrator.fenced("json", block))
 
     # -- the narrator ------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Households and their devices: the rows, and the SQL that creates and reads them.
 
 Nothing here checks who is asking; callers resolve visibility through telemetry.access
-first and pass only household ids the caller may see.
+first and pass only household ids the caller may see. Every new device's name passes the
+rule of telemetry.names here, whoever creates it (the API, the CLI, the seeds).
 """
 
 from __future__ import annotations
@@ -14,15 +15,28 @@ from uuid import UUID
 
 import asyncpg
 
+from telemetry import names
 from telemetry.kinds import DeviceKind
+from telemetry.names import InvalidName as InvalidDeviceName
 from telemetry.tariff import Tariff
 
 if TYPE_CHECKING:
     from telemetry.db import Conn
 
 
+__all__ = ["InvalidDeviceName"]  # re-exported: callers catch it from here
+
+
 class DuplicateDeviceName(Exception):
     pass
+
+
+class ConfusableDeviceName(DuplicateDeviceName):
+    """The name reads like another device's of the household (`existing`)."""
+
+    def __init__(self, name: str, existing: str) -> None:
+        super().__init__(name)
+        self.existing = existing
 
 
 @lru_cache(maxsize=4096)
@@ -102,6 +116,8 @@ HOUSEHOLD_COLUMNS = (
     "h.id, h.name, h.timezone, h.currency, h.tariff::text AS tariff, h.created_at, h.data_version"
 )
 _DEVICE_COLUMNS = "id, household_id, name, kind, controllable, max_watts, created_at"
+_LOCK_NAMES_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('device names ' || $1, 0))"
+_NAMES_SQL = "SELECT name FROM devices WHERE household_id = $1"
 
 
 async def create_household(conn: Conn, *, name: str, timezone: str, tariff: Tariff) -> Household:
@@ -137,21 +153,35 @@ async def create_device(
     controllable: bool,
     max_watts: float,
 ) -> Device:
-    try:
-        row = await conn.fetchrow(
-            f"""
-            INSERT INTO devices (household_id, name, kind, controllable, max_watts)
-            VALUES ($1, $2, $3, $4, $5)
-            RETURNING {_DEVICE_COLUMNS}
-            """,
-            household_id,
-            name,
-            kind,
-            controllable,
-            max_watts,
-        )
-    except asyncpg.UniqueViolationError as exc:
-        raise DuplicateDeviceName(name) from exc
+    """The new device, its name normalised by telemetry.names. Raises InvalidDeviceName,
+    DuplicateDeviceName (the same name, ignoring case) or ConfusableDeviceName."""
+    name = names.device_name(name)
+    async with conn.transaction():
+        # One creation per household at a time, so two look-alikes cannot both pass the
+        # check below; a lock of its own, not the household row's, which ingest updates.
+        await conn.execute(_LOCK_NAMES_SQL, str(household_id))
+        mine = names.skeleton(name)
+        for existing in await conn.fetch(_NAMES_SQL, household_id):
+            other = existing["name"]
+            if other.casefold() == name.casefold():
+                raise DuplicateDeviceName(name)
+            if names.skeleton(other) == mine:
+                raise ConfusableDeviceName(name, other)
+        try:
+            row = await conn.fetchrow(
+                f"""
+                INSERT INTO devices (household_id, name, kind, controllable, max_watts)
+                VALUES ($1, $2, $3, $4, $5)
+                RETURNING {_DEVICE_COLUMNS}
+                """,
+                household_id,
+                name,
+                kind,
+                controllable,
+                max_watts,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise DuplicateDeviceName(name) from exc
     assert row is not None
     return Device.from_record(row)
 
