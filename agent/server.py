@@ -65,12 +65,12 @@ class _DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def _config(app: Any, settings: Settings) -> uvicorn.Config:
+def _config(app: Any, settings: Settings, *, workers: int) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers,
+        workers=workers,  # the supervisor starts this many processes
         log_config=None,  # the root logger's handler (agent.logs) formats uvicorn's lines too
         access_log=False,
         timeout_graceful_shutdown=math.ceil(
@@ -80,14 +80,12 @@ def _config(app: Any, settings: Settings) -> uvicorn.Config:
 
 
 class _WorkerApp:
-    """The app of one worker process, built in that process from the parent's settings."""
+    """The app of one worker process, built in that process from the parent's settings
+    (pickled into it before the first call, so only the settings travel)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._app: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"settings": self.settings, "_app": None}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._app is None:
@@ -118,11 +116,10 @@ def serve(
     # Ctrl+C: uvicorn re-raises SIGINT once it has shut down; that is a clean exit.
     with contextlib.suppress(KeyboardInterrupt):
         if settings.workers > 1 and demo is None:
-            config = _config(_WorkerApp(settings), settings)
+            config = _config(_WorkerApp(settings), settings, workers=settings.workers)
             Multiprocess(config, sockets=[config.bind_socket()]).run()
             return
         lifecycle = Lifecycle(settings.shutdown_grace_seconds)
         app = create_app(settings=settings, lifecycle=lifecycle, demo=demo)
-        config = _config(app, settings)
-        config.workers = 1
+        config = _config(app, settings, workers=1)
         _DrainingServer(config, lifecycle, beside and functools.partial(beside, app)).run()

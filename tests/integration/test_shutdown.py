@@ -219,11 +219,11 @@ def _children(pid: int) -> list[int]:
 
 def _workers(pid: int) -> list[int]:
     """uvicorn's worker processes under `pid` (not multiprocessing's resource tracker)."""
+    commands = {child: Path(f"/proc/{child}/cmdline").read_bytes() for child in _children(pid)}
     return [
-        child
-        for child in _children(pid)
-        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
-        and b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+        c
+        for c, line in commands.items()
+        if b"spawn_main" in line and b"resource_tracker" not in line
     ]
 
 
