@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from agent.settings import Settings
+from agent import logs
+from agent.cli import resolve_settings
+from agent.settings import ConfigError, Settings
 from evals import cases, report
 from evals.remote import run_case_remote, seed_remote
 from evals.runner import TurnResult, eval_deps, run, seed, settings_for
@@ -29,10 +31,6 @@ THRESHOLDS = ("routing", "numeric", "faithfulness", "consent", "scoping")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agent import logs
-    from agent.cli import resolve_settings
-    from agent.settings import ConfigError
-
     p = argparse.ArgumentParser(prog="python -m evals", description=__doc__.splitlines()[0])
     add_arguments(p)
     args = p.parse_args(argv)
