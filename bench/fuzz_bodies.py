@@ -31,13 +31,10 @@ from agent.http import create_app
 from agent.settings import Settings
 from bench.service import SECRET
 from quota.redis_store import connect as redis_connect
-from telemetry import access, households
+from telemetry import access
 from telemetry.db import connect, create_pool, scratch_database
 from telemetry.migrate import migrate
-from telemetry.tariff import Tariff
-from tests.hostile import Target, probes, problem
-
-TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08)
+from tests.hostile import Target, make_target, probes, problem
 
 
 class _Counter(logging.Handler):
@@ -117,23 +114,13 @@ async def _target(pool: asyncpg.Pool, tokens: TokenIssuer) -> Target:
             role: await access.create_user(conn, email=f"{role}@bench.test", role=role)
             for role in ("admin", "resident", "gateway")
         }
-        home = await households.create_household(conn, name="Home", timezone="UTC", tariff=TARIFF)
-        device = await households.create_device(
-            conn,
-            household_id=home.id,
-            name="Heater",
-            kind="consumer",
-            controllable=True,
-            max_watts=3000,
+        headers = {
+            role: {"Authorization": f"Bearer {tokens.issue(user.id, ttl=timedelta(hours=1))}"}
+            for role, user in users.items()
+        }
+        return await make_target(
+            conn, resident=users["resident"].id, gateway=users["gateway"].id, headers=headers
         )
-        resident, gateway = users["resident"].id, users["gateway"].id
-        await access.add_member(conn, household_id=home.id, user_id=resident, role="owner")
-        await access.add_member(conn, household_id=home.id, user_id=gateway, role="gateway")
-    headers = {
-        role: {"Authorization": f"Bearer {tokens.issue(user.id, ttl=timedelta(hours=1))}"}
-        for role, user in users.items()
-    }
-    return Target(home.id, device.id, resident, headers)
 
 
 def main() -> None:

@@ -16,6 +16,9 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 
+from telemetry import access, households
+from telemetry.tariff import Tariff
+
 NDJSON = "application/x-ndjson"
 WHO = ("admin", "resident", "gateway", None, "forged")
 OWNER = {
@@ -38,6 +41,28 @@ class Target:
     device: uuid.UUID
     user: uuid.UUID
     headers: dict[str, dict[str, str]]  # role -> Authorization header
+
+
+TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08)
+
+
+async def make_target(
+    conn: Any, *, resident: uuid.UUID, gateway: uuid.UUID, headers: dict[str, dict[str, str]]
+) -> Target:
+    """A household with a controllable heater, `resident` its owner and `gateway` its
+    gateway; `headers` as Target.headers."""
+    home = await households.create_household(conn, name="Home", timezone="UTC", tariff=TARIFF)
+    device = await households.create_device(
+        conn,
+        household_id=home.id,
+        name="Heater",
+        kind="consumer",
+        controllable=True,
+        max_watts=3000,
+    )
+    await access.add_member(conn, household_id=home.id, user_id=resident, role="owner")
+    await access.add_member(conn, household_id=home.id, user_id=gateway, role="gateway")
+    return Target(home.id, device.id, resident, headers)
 
 
 @dataclass(frozen=True)

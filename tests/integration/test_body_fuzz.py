@@ -12,12 +12,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from telemetry import access, households
-from telemetry.tariff import Tariff
-from tests.hostile import Target, probes, problem
+from tests.hostile import Target, make_target, probes, problem
 from tests.integration.conftest import MakeUser
 
-TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08)
 EXAMPLES = 800  # about 10 s here; bench.fuzz_bodies runs more
 
 
@@ -26,20 +23,9 @@ async def target(pool: asyncpg.Pool, make_user: MakeUser) -> Target:
     _, admin = await make_user("admin")
     resident, resident_headers = await make_user("resident")
     gateway, gateway_headers = await make_user("gateway")
-    async with pool.acquire() as conn:
-        home = await households.create_household(conn, name="Home", timezone="UTC", tariff=TARIFF)
-        device = await households.create_device(
-            conn,
-            household_id=home.id,
-            name="Heater",
-            kind="consumer",
-            controllable=True,
-            max_watts=3000,
-        )
-        await access.add_member(conn, household_id=home.id, user_id=resident.id, role="owner")
-        await access.add_member(conn, household_id=home.id, user_id=gateway.id, role="gateway")
     headers = {"admin": admin, "resident": resident_headers, "gateway": gateway_headers}
-    return Target(home.id, device.id, resident.id, headers)
+    async with pool.acquire() as conn:
+        return await make_target(conn, resident=resident.id, gateway=gateway.id, headers=headers)
 
 
 @settings(

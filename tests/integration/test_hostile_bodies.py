@@ -14,11 +14,10 @@ import httpx
 import pytest
 
 from agent import chat_routes, requests
-from telemetry import access, households, ingest
-from telemetry.tariff import Tariff
+from telemetry import ingest
+from tests.hostile import make_target
 from tests.integration.conftest import MakeUser
 
-TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08)
 CHUNK = 64 * 1024
 DEEP = 100_000
 
@@ -69,20 +68,8 @@ async def home(pool: asyncpg.Pool, make_user: MakeUser) -> Home:
     resident, resident_headers = await make_user("resident")
     gateway, gateway_headers = await make_user("gateway")
     async with pool.acquire() as conn:
-        household = await households.create_household(
-            conn, name="Home", timezone="UTC", tariff=TARIFF
-        )
-        device = await households.create_device(
-            conn,
-            household_id=household.id,
-            name="Heater",
-            kind="consumer",
-            controllable=False,
-            max_watts=3000,
-        )
-        await access.add_member(conn, household_id=household.id, user_id=resident.id, role="owner")
-        await access.add_member(conn, household_id=household.id, user_id=gateway.id, role="gateway")
-    return Home(household.id, device.id, resident_headers, gateway_headers)
+        made = await make_target(conn, resident=resident.id, gateway=gateway.id, headers={})
+    return Home(made.household, made.device, resident_headers, gateway_headers)
 
 
 @pytest.fixture
