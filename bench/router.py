@@ -7,10 +7,9 @@ Then the worst case at the chat size limit (agent/chat_routes.py MAX_CHARS): for
 of hostile messages (one huge word, thousands of unknown words, repeated names, windows,
 punctuation, unicode, control characters...) the slowest message's CPU time (the median of
 --repeats runs; CPU, not wall, time, so other work on a shared machine counts less) and the
-largest peak of memory
-allocated while routing one (tracemalloc), each against a typical question; then --examples
-messages of tests/unit/test_router_fuzz.py's strategy, and the slowest of them. The run fails
-(exit 1) when a worst case passes --max-ms or --max-kib.
+largest peak of memory allocated while routing one (tracemalloc), each against a typical
+question; then --examples messages of the router fuzz test's strategy (tests/routing.py), and
+the slowest of them. The run fails (exit 1) when a worst case passes --max-ms or --max-kib.
 
     .venv/bin/python -m bench.router [--seconds 2] [--examples 3000] [--seed 0]
 """
@@ -33,7 +32,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from agent.chat_routes import MAX_CHARS
 from router import route
 from router.evaluate import DEFAULT_CASES, load_cases
-from tests.unit.test_router_fuzz import HOUSEHOLD, MESSAGES, check
+from tests.routing import HOUSEHOLD, MESSAGES, check
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
 

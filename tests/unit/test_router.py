@@ -13,19 +13,8 @@ from router import ActionRef, DayRef, DeviceRef, Route, WindowRef, resolve_windo
 from router.devices import distance
 from router.evaluate import DEFAULT_CASES, load_cases, score
 from router.grammar import grammar
+from tests.routing import HOME
 
-HOME = (
-    DeviceRef("Dishwasher", "consumer", True),
-    DeviceRef("Dryer", "consumer", True),
-    DeviceRef("Heat pump", "consumer", True),
-    DeviceRef("Pool pump", "consumer", True),
-    DeviceRef("EV charger", "ev_charger", True),
-    DeviceRef("Solar roof", "solar", False),
-    DeviceRef("Home battery", "battery", True),
-    DeviceRef("Fridge", "consumer", False),
-    DeviceRef("Oven", "consumer", True),
-    DeviceRef("Kettle", "consumer", True),
-)
 HEATERS = (
     DeviceRef("Upstairs heater", "consumer", True),
     DeviceRef("Downstairs heater", "consumer", True),

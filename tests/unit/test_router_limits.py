@@ -8,24 +8,12 @@ import string
 
 import pytest
 
-from router import DeviceRef, Route, route
+from router import Route, route
 from router import devices as devices_module
+from tests.routing import HOME, MAX_CHARS
 
-HOME = (
-    DeviceRef("Dishwasher", "consumer", True),
-    DeviceRef("Dryer", "consumer", True),
-    DeviceRef("Heat pump", "consumer", True),
-    DeviceRef("Pool pump", "consumer", True),
-    DeviceRef("EV charger", "ev_charger", True),
-    DeviceRef("Solar roof", "solar", False),
-    DeviceRef("Home battery", "battery", True),
-    DeviceRef("Fridge", "consumer", False),
-    DeviceRef("Oven", "consumer", True),
-    DeviceRef("Kettle", "consumer", True),
-)
 # The longest word the index matches misspelt is "homebattery", 11 letters, 2 edits allowed.
 LONGEST_MATCHABLE = 11 + 2
-MAX_CHARS = 8000  # agent/chat_routes.py: the longest message a client may send
 # The misspelling work one message may cost at most, in deletion strings built.
 WORK_BOUND = 5_000
 
