@@ -34,7 +34,7 @@ from quota.redis_store import connect as redis_connect
 from telemetry import access
 from telemetry.db import connect, create_pool, scratch_database
 from telemetry.migrate import migrate
-from tests.hostile import Target, make_target, probes, problem
+from tests.hostile import Target, alarming, make_target, probes, problem
 
 
 class _Counter(logging.Handler):
@@ -43,7 +43,7 @@ class _Counter(logging.Handler):
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or record.levelno >= logging.ERROR:
+        if alarming(record):
             self.records.append(record)
 
 

@@ -8,6 +8,7 @@ bench.fuzz_bodies.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -267,3 +268,8 @@ def problem(response: httpx.Response) -> str | None:
     elif "internal_error" in response.text:
         return f"{status} carrying an internal error: {response.text[:300]}"
     return None
+
+
+def alarming(record: logging.LogRecord) -> bool:
+    """Whether a log record is one no hostile body may cause: an error, or a traceback."""
+    return bool(record.exc_info) or record.levelno >= logging.ERROR

@@ -4,7 +4,6 @@ with a code, decided before the body is buffered past its limit, and never a tra
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import pytest
 
 from agent import chat_routes, requests
 from telemetry import ingest
-from tests.hostile import make_target
+from tests.hostile import alarming, make_target
 from tests.integration.conftest import MakeUser
 
 CHUNK = 64 * 1024
@@ -84,9 +83,7 @@ def _refused(response: httpx.Response, status: int, code: str) -> None:
 
 
 def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    assert [
-        r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR
-    ] == []
+    assert [r.getMessage() for r in caplog.records if alarming(r)] == []
 
 
 @pytest.mark.parametrize(("path", "limit"), ROUTES)
