@@ -14,15 +14,14 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from agent.deps import Deps, build_deps
+from agent.deps import Deps
 from agent.http import create_app
 from agent.settings import Settings
 from tests.fakes.llm import FakeLLM, Reply, chunk, fake_llm, sse, usage
 from tests.fakes.server import serving
 from tests.integration.conftest import MakeUser
+from tests.integration.fake_model import model_deps
 from tests.integration.homes import seeded_home
-
-PRICES = '{"fake-model": {"input": 1, "output": 2, "max_tokens": 300}}'
 
 
 @pytest.fixture
@@ -31,23 +30,12 @@ async def fake() -> AsyncIterator[FakeLLM]:
         yield server
 
 
-def _deps(
+@pytest.fixture
+async def deps(
     settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, fake: FakeLLM
-) -> Deps:
-    return build_deps(
-        settings.model_copy(
-            update={
-                "openai_base_url": fake.base_url,
-                "openai_api_key": None,
-                "model": "fake-model",
-                "model_prices": PRICES,
-                "llm_first_token_seconds": 10,
-                "quota_prefix": f"wwtest:{uuid.uuid4().hex[:10]}",
-            }
-        ),
-        pool,
-        redis_client,
-    )
+) -> AsyncIterator[Deps]:
+    async with model_deps(settings, pool, redis_client, fake, llm_first_token_seconds=10) as d:
+        yield d
 
 
 async def _hang_up_before_the_first_token(deps: Deps, url_path: str, headers: Any) -> None:
@@ -87,7 +75,7 @@ async def _settled(pool: asyncpg.Pool, user: uuid.UUID) -> asyncpg.Record:
 
 
 async def test_a_hang_up_before_the_first_token_is_charged_the_providers_usage(
-    settings: Settings,
+    deps: Deps,
     pool: asyncpg.Pool,
     redis_client: aioredis.Redis,
     fake: FakeLLM,
@@ -98,22 +86,16 @@ async def test_a_hang_up_before_the_first_token_is_charged_the_providers_usage(
     # Usage only at the end, as providers send it; the first token comes late.
     body = sse(chunk({"content": "You used "}), chunk({"content": "some."}, "stop"), usage(500, 7))
     fake.replies.append(Reply(body, delay=0.4))
-    deps = _deps(settings, pool, redis_client, fake)
-    try:
-        await _hang_up_before_the_first_token(deps, f"/v1/households/{home}/chat", headers)
-        row = await _settled(pool, user.id)
-        assert (row["prompt_tokens"], row["completion_tokens"], row["estimated"]) == (500, 7, False)
-        snap = await deps.quota.store.snapshot(user=user.id)
-        assert (snap.user_day.used, snap.user_day.held) == (507, 0)
-        assert fake.hung_up == 0  # read to its end, not cut
-    finally:
-        assert deps.model is not None
-        await deps.model.client.close()
-        await deps.live.close()
+    await _hang_up_before_the_first_token(deps, f"/v1/households/{home}/chat", headers)
+    row = await _settled(pool, user.id)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["estimated"]) == (500, 7, False)
+    snap = await deps.quota.store.snapshot(user=user.id)
+    assert (snap.user_day.used, snap.user_day.held) == (507, 0)
+    assert fake.hung_up == 0  # read to its end, not cut
 
 
 async def test_a_provider_that_does_not_finish_in_time_after_a_hang_up_is_cut_and_estimated(
-    settings: Settings,
+    deps: Deps,
     pool: asyncpg.Pool,
     redis_client: aioredis.Redis,
     fake: FakeLLM,
@@ -123,16 +105,11 @@ async def test_a_provider_that_does_not_finish_in_time_after_a_hang_up_is_cut_an
     home = await seeded_home(pool, user.id, days=1.2, seed=11)
     words = [chunk({"content": "More words follow here. "}) for _ in range(400)]
     fake.replies.append(Reply(sse(*words, usage(500, 400)), delay=0.3))
-    deps = _deps(settings, pool, redis_client, fake)
     assert deps.model is not None
     deps.model.settle_grace = 1.0
-    try:
-        await _hang_up_before_the_first_token(deps, f"/v1/households/{home}/chat", headers)
-        row = await _settled(pool, user.id)
-        assert row["estimated"] is True
-        assert fake.hung_up == 1  # closed at the grace's end
-        snap = await deps.quota.store.snapshot(user=user.id)
-        assert snap.user_day.held == 0
-    finally:
-        await deps.model.client.close()
-        await deps.live.close()
+    await _hang_up_before_the_first_token(deps, f"/v1/households/{home}/chat", headers)
+    row = await _settled(pool, user.id)
+    assert row["estimated"] is True
+    assert fake.hung_up == 1  # closed at the grace's end
+    snap = await deps.quota.store.snapshot(user=user.id)
+    assert snap.user_day.held == 0

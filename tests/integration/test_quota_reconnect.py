@@ -12,7 +12,6 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from agent.deps import build_deps
 from agent.http import create_app
 from agent.settings import Settings
 from quota.core import Limits, Reserved
@@ -21,9 +20,8 @@ from quota.redis_store import connect as redis_connect
 from tests.conftest import redis_url
 from tests.fakes.llm import FakeLLM, fake_llm, says
 from tests.integration.conftest import MakeUser
+from tests.integration.fake_model import model_deps
 from tests.integration.homes import seeded_home
-
-PRICES = '{"fake-model": {"input": 1, "output": 2, "max_tokens": 300}}'
 
 
 @pytest.fixture
@@ -51,53 +49,34 @@ async def test_a_dropped_redis_connection_does_not_fail_the_next_model_turn(
 ) -> None:
     name = f"wwtest-{uuid.uuid4().hex[:10]}"
     client = redis_connect(f"{redis_url()}?client_name={name}")
-    prefix = f"wwtest:{uuid.uuid4().hex[:10]}"
-    deps = build_deps(
-        settings.model_copy(
-            update={
-                "openai_base_url": fake.base_url,
-                "openai_api_key": None,
-                "model": "fake-model",
-                "model_prices": PRICES,
-                "quota_prefix": prefix,
-            }
-        ),
-        pool,
-        client,
-    )
-    assert isinstance(deps.quota.store, RedisStore)
     user, headers = await make_user("resident")
     home = await seeded_home(pool, user.id, days=1.2, seed=11)
     try:
-        # Open the pool's connection (a read through the same script path), then drop it
-        # from the server's side.
-        await deps.quota.store.snapshot(user=user.id)
-        assert await _kill(name) >= 1
-        fake.replies.append(says("I don't know that yet.", prompt=500, completion=20))
-        transport = httpx.ASGITransport(app=create_app(deps=deps))
-        async with httpx.AsyncClient(transport=transport, base_url="http://wattwise.test") as c:
-            response = await c.post(
-                f"/v1/households/{home}/chat",
-                headers=headers,
-                json={"messages": [{"role": "user", "content": "how much did I use today?"}]},
-            )
-        assert response.status_code == 200, response.text
-        assert len(fake.requests) == 1
-        snap = await deps.quota.store.snapshot(user=user.id)
-        # Reserved once and settled once: exactly the provider's usage of one turn.
-        assert (snap.user_day.used, snap.user_day.held) == (520, 0)
+        async with model_deps(settings, pool, client, fake) as deps:
+            assert isinstance(deps.quota.store, RedisStore)
+            # Open the pool's connection (a read through the same script path), then drop
+            # it from the server's side.
+            await deps.quota.store.snapshot(user=user.id)
+            assert await _kill(name) >= 1
+            fake.replies.append(says("I don't know that yet.", prompt=500, completion=20))
+            transport = httpx.ASGITransport(app=create_app(deps=deps))
+            async with httpx.AsyncClient(transport=transport, base_url="http://wattwise.test") as c:
+                response = await c.post(
+                    f"/v1/households/{home}/chat",
+                    headers=headers,
+                    json={"messages": [{"role": "user", "content": "how much did I use today?"}]},
+                )
+            assert response.status_code == 200, response.text
+            assert len(fake.requests) == 1
+            snap = await deps.quota.store.snapshot(user=user.id)
+            # Reserved once and settled once: exactly the provider's usage of one turn.
+            assert (snap.user_day.used, snap.user_day.held) == (520, 0)
         async with pool.acquire() as conn:
             rows = await conn.fetchval(
                 "SELECT count(*) FROM usage_ledger WHERE user_id = $1", user.id
             )
         assert rows == 1
     finally:
-        assert deps.model is not None
-        await deps.model.client.close()
-        await deps.live.close()
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
         await client.aclose()
 
 

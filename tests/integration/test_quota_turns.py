@@ -5,7 +5,6 @@ model faked at the wire."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,14 +13,14 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from agent.deps import Deps, build_deps
+from agent.deps import Deps
 from agent.http import create_app
 from agent.settings import Settings
 from tests.fakes.llm import FakeLLM, Reply, chunk, fake_llm, says, sse, usage
 from tests.integration.conftest import MakeUser
+from tests.integration.fake_model import model_deps
 from tests.integration.homes import seeded_home
 
-PRICES = '{"fake-model": {"input": 1, "output": 2, "max_tokens": 300}}'
 TODAY = {"name": "today", "first_date": None, "last_date": None}
 
 
@@ -36,29 +35,10 @@ async def deps(
     settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, fake: FakeLLM
 ) -> AsyncIterator[Deps]:
     """One turn a minute, two at once."""
-    built = build_deps(
-        settings.model_copy(
-            update={
-                "openai_base_url": fake.base_url,
-                "openai_api_key": None,
-                "model": "fake-model",
-                "model_prices": PRICES,
-                "quota_prefix": f"wwtest:{uuid.uuid4().hex[:10]}",
-                "rate_per_minute": 1,
-                "rate_burst": 2,
-            }
-        ),
-        pool,
-        redis_client,
-    )
-    yield built
-    assert built.model is not None
-    await built.model.client.close()
-    await built.live.close()
-    prefix = built.settings.quota_prefix
-    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await redis_client.delete(*keys)
+    async with model_deps(
+        settings, pool, redis_client, fake, rate_per_minute=1, rate_burst=2
+    ) as built:
+        yield built
 
 
 def _tool_round() -> Reply:
