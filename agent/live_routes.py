@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from agent import logs, requests
-from agent.auth import Claims, bearer_token
+from agent.auth import Claims
 from agent.deps import Deps
 from agent.errors import Unavailable
 from agent.live import Update
@@ -61,8 +61,8 @@ RECHECK_RETRY_SECONDS = 1.0
 
 async def live_stream(request: Request) -> Response:
     deps = requests.deps(request)
-    token = deps.tokens.claims(bearer_token(request.headers.get("authorization")))
     user_id = requests.token_user(request)
+    token: Claims = request.state.token
     async with deps.connection() as conn:
         user = await requests.principal(request, conn, user_id)
         seen = await requests.readable(conn, user, request, "energy.live_stream")
@@ -136,7 +136,7 @@ async def _recheck(deps: Deps, token: Claims, household_id: UUID) -> str | None:
         found = await access.bearer(
             conn, token.user_id, household_id, jti=token.jti, issued_at=token.issued_at
         )
-    if found.user is not None and found.revoked:
+    if found.revoked:
         return "token_revoked"
     if found.user is None or found.visible is None or not requests.may_read(found.visible):
         return "access_revoked"
