@@ -56,20 +56,26 @@ async def _hang_up_before_the_first_token(deps: Deps, url_path: str, headers: An
                 break  # the model round has begun; its first token is a while off
 
 
-async def _settled(pool: asyncpg.Pool, user: uuid.UUID) -> asyncpg.Record:
-    """The round's one ledger row, once it is written (after the provider's stream ended,
-    or the grace did; the deadline only keeps a broken run from hanging)."""
+async def _settled(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, deps: Deps, user: uuid.UUID
+) -> asyncpg.Record:
+    """The round's one ledger row, once the settlement is complete: the row is written
+    first, then the counters change with the reservation's done marker, in one script
+    (after the provider's stream ended, or the grace did; the deadline only keeps a broken
+    run from hanging)."""
     deadline = asyncio.get_running_loop().time() + 30
     while True:
         async with pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT prompt_tokens, completion_tokens, estimated FROM usage_ledger"
-                " WHERE user_id = $1",
+                "SELECT reservation_id, prompt_tokens, completion_tokens, estimated"
+                " FROM usage_ledger WHERE user_id = $1",
                 user,
             )
         if rows:
             [row] = rows
-            return row
+            done = f"{deps.settings.quota_prefix}:done:{row['reservation_id']}"
+            if await redis_client.exists(done):
+                return row
         assert asyncio.get_running_loop().time() < deadline, "the round was never settled"
         await asyncio.sleep(0.05)
 
@@ -87,7 +93,7 @@ async def test_a_hang_up_before_the_first_token_is_charged_the_providers_usage(
     body = sse(chunk({"content": "You used "}), chunk({"content": "some."}, "stop"), usage(500, 7))
     fake.replies.append(Reply(body, delay=0.4))
     await _hang_up_before_the_first_token(deps, f"/v1/households/{home}/chat", headers)
-    row = await _settled(pool, user.id)
+    row = await _settled(pool, redis_client, deps, user.id)
     assert (row["prompt_tokens"], row["completion_tokens"], row["estimated"]) == (500, 7, False)
     snap = await deps.quota.store.snapshot(user=user.id)
     assert (snap.user_day.used, snap.user_day.held) == (507, 0)
@@ -108,7 +114,7 @@ async def test_a_provider_that_does_not_finish_in_time_after_a_hang_up_is_cut_an
     assert deps.model is not None
     deps.model.settle_grace = 1.0
     await _hang_up_before_the_first_token(deps, f"/v1/households/{home}/chat", headers)
-    row = await _settled(pool, user.id)
+    row = await _settled(pool, redis_client, deps, user.id)
     assert row["estimated"] is True
     assert fake.hung_up == 1  # closed at the grace's end
     snap = await deps.quota.store.snapshot(user=user.id)
