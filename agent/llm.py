@@ -128,11 +128,10 @@ class ChatModel:
         tools: list[dict[str, Any]] | None = None,
         max_tokens: int | None = None,
         turn_id: str | None = None,
-        rate_limited: bool = True,
     ) -> Reservation:
         """Hold the round's worst case now (before a response starts, so a refusal can still
-        be a plain HTTP error); pass it to round(). `rate_limited=False` for the rounds of
-        a turn that took its rate-limit slot already."""
+        be a plain HTTP error); pass it to round(). It takes no slot of the user's rate
+        limit: a round belongs to a turn, which took its slot (QuotaService.admit)."""
         return await self.quota.reserve(
             user_id=user_id,
             household_id=household_id,
@@ -140,7 +139,7 @@ class ChatModel:
             prompt_tokens=prompt_estimate(messages, tools or []),
             max_tokens=max_tokens,
             turn_id=turn_id,
-            rate_limited=rate_limited,
+            rate_limited=False,
         )
 
     async def round(
@@ -153,11 +152,9 @@ class ChatModel:
         max_tokens: int | None = None,
         turn_id: str | None = None,
         reservation: Reservation | None = None,
-        rate_limited: bool = True,
     ) -> AsyncGenerator[Event]:
         """One streamed completion. Without a `reservation`, one is made first (see
-        reserve() for `rate_limited`), and the quota's refusals are raised before anything
-        is sent."""
+        reserve()), and the quota's refusals are raised before anything is sent."""
         if reservation is None:
             reservation = await self.reserve(
                 user_id=user_id,
@@ -166,7 +163,6 @@ class ChatModel:
                 tools=tools,
                 max_tokens=max_tokens,
                 turn_id=turn_id,
-                rate_limited=rate_limited,
             )
         async with held(self.quota, reservation) as call:
             gone = asyncio.Event()

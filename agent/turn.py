@@ -333,7 +333,6 @@ class Turn:
                 messages=self.prompt,
                 tools=self._tool_definitions(),
                 turn_id=self.turn_id,
-                rate_limited=False,
             )
         except QuotaExceeded as exc:
             if self.deps.settings.over_budget != "narrate":
@@ -692,7 +691,6 @@ class Turn:
                 tools=None if last else tools,
                 turn_id=self.turn_id,
                 reservation=reservation,
-                rate_limited=False,
             )
             try:
                 # aclosing: the round's quota is settled the moment this turn stops, however
