@@ -94,10 +94,13 @@ def relation_sql(user_id: str, role: str) -> str:
 
 _RELATION_SQL = relation_sql("$1", "$2::text")
 
-# The user a token names and, in the same round trip, the household in the path if they
-# may see it: what every household-scoped request needs before anything else.
-_USER_WITH_HOUSEHOLD_SQL = f"""
-SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at, hv.*
+
+def _user_with_household_sql(*columns: str) -> str:
+    """The user $1 and, in the same round trip, the household $2 if they may see it (and
+    `columns` of the user's row): what every household-scoped request needs first."""
+    more = "".join(f"{c}, " for c in columns)
+    return f"""
+SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at, {more}hv.*
   FROM users u
   LEFT JOIN LATERAL (
       SELECT {HOUSEHOLD_COLUMNS}, r.relation
@@ -106,6 +109,9 @@ SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at, hv.*
   ) hv ON true
  WHERE u.id = $1
 """
+
+
+_USER_WITH_HOUSEHOLD_SQL = _user_with_household_sql()
 
 
 async def visible_households(conn: Conn, user: User) -> list[Visible]:
@@ -146,19 +152,10 @@ class Bearer:
 
 # What _USER_WITH_HOUSEHOLD_SQL reads, and whether the token ($3 jti, $4 iat) was revoked:
 # one primary-key probe and one column more, in the round trip every request makes anyway.
-_BEARER_SQL = f"""
-SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at,
-       (u.tokens_valid_after IS NOT NULL AND $4::timestamptz < u.tokens_valid_after
-        OR EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = $3)) AS revoked,
-       hv.*
-  FROM users u
-  LEFT JOIN LATERAL (
-      SELECT {HOUSEHOLD_COLUMNS}, r.relation
-        FROM households h {relation_sql("u.id", "u.role")}
-       WHERE h.id = $2
-  ) hv ON true
- WHERE u.id = $1
-"""
+_BEARER_SQL = _user_with_household_sql(
+    """(u.tokens_valid_after IS NOT NULL AND $4::timestamptz < u.tokens_valid_after
+        OR EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = $3)) AS revoked"""
+)
 
 
 async def bearer(
