@@ -5,6 +5,7 @@ stops reading is dropped without holding up ingestion; streams end with a reason
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -387,12 +388,27 @@ async def test_a_stream_is_counted_while_it_is_open(deps: Deps, home: Home) -> N
 NO_RESYNC = {"live_resync_seconds": 3600.0}
 
 
-def _two_processes(
+@contextlib.asynccontextmanager
+async def _two_processes(
     settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis
-) -> tuple[Deps, Deps]:
-    """Two processes of one deployment: their own hubs and token caches, one Redis."""
+) -> AsyncIterator[tuple[Deps, Deps]]:
+    """Two processes of one deployment: their own hubs and token caches, one Redis; their
+    hubs closed afterwards."""
     shared = settings.model_copy(update={"quota_prefix": f"wwtest:{uuid4().hex[:10]}", **NO_RESYNC})
-    return build_deps(shared, pool, redis_client), build_deps(shared, pool, redis_client)
+    a, b = build_deps(shared, pool, redis_client), build_deps(shared, pool, redis_client)
+    try:
+        yield a, b
+    finally:
+        for built in (a, b):
+            await built.live.close()
+
+
+async def _listening(stream: Stream, process: Deps) -> None:
+    """The stream's first event taken and its process subscribed to the fan-out, so what
+    the other process announces reaches it."""
+    await stream.next()
+    async with asyncio.timeout(5):
+        await process.live.subscribed.wait()
 
 
 async def _ending(stream: Stream, seconds: float = 5) -> str:
@@ -417,24 +433,21 @@ async def test_a_removed_member_stops_receiving_live_data_at_once_in_every_proce
     make_user: MakeUser,
 ) -> None:
     _, admin = await make_user("admin")
-    a, b = _two_processes(settings, pool, redis_client)
-    try:
-        async with _asgi_client(a) as api, serving(create_app(deps=b)) as url:
-            async for stream in _open(url, home.stream, home.resident):
-                await stream.next()
-                async with asyncio.timeout(5):
-                    await b.live.subscribed.wait()
-                removed = await api.delete(
-                    f"/v1/households/{home.id}/members/{home.resident_id}", headers=admin
-                )
-                assert removed.status_code == 204, removed.text
-                assert await _ending(stream) == "access_revoked"
-                break
-            refused = await api.get(home.stream, headers=home.resident)
-            assert refused.status_code == 404
-    finally:
-        for built in (a, b):
-            await built.live.close()
+    async with (
+        _two_processes(settings, pool, redis_client) as (a, b),
+        _asgi_client(a) as api,
+        serving(create_app(deps=b)) as url,
+    ):
+        async for stream in _open(url, home.stream, home.resident):
+            await _listening(stream, b)
+            removed = await api.delete(
+                f"/v1/households/{home.id}/members/{home.resident_id}", headers=admin
+            )
+            assert removed.status_code == 204, removed.text
+            assert await _ending(stream) == "access_revoked"
+            break
+        refused = await api.get(home.stream, headers=home.resident)
+        assert refused.status_code == 404
 
 
 async def test_a_removed_support_assignment_ends_the_support_stream_at_once(
@@ -448,39 +461,33 @@ async def test_a_removed_support_assignment_ends_the_support_stream_at_once(
     support, support_headers = await make_user("support")
     async with pool.acquire() as conn:
         await access.assign_support(conn, household_id=home.id, user_id=support.id, expires_at=None)
-    a, b = _two_processes(settings, pool, redis_client)
-    try:
-        async with _asgi_client(a) as api, serving(create_app(deps=b)) as url:
-            async for stream in _open(url, home.stream, support_headers):
-                await stream.next()
-                async with asyncio.timeout(5):
-                    await b.live.subscribed.wait()
-                removed = await api.delete(
-                    f"/v1/households/{home.id}/support/{support.id}", headers=admin
-                )
-                assert removed.status_code == 204, removed.text
-                assert await _ending(stream) == "access_revoked"
-                break
-    finally:
-        for built in (a, b):
-            await built.live.close()
+    async with (
+        _two_processes(settings, pool, redis_client) as (a, b),
+        _asgi_client(a) as api,
+        serving(create_app(deps=b)) as url,
+    ):
+        async for stream in _open(url, home.stream, support_headers):
+            await _listening(stream, b)
+            removed = await api.delete(
+                f"/v1/households/{home.id}/support/{support.id}", headers=admin
+            )
+            assert removed.status_code == 204, removed.text
+            assert await _ending(stream) == "access_revoked"
+            break
 
 
 async def test_a_revoked_token_ends_its_stream_and_is_refused_by_every_process(
     settings: Settings, pool: asyncpg.Pool, redis_client: aioredis.Redis, home: Home
 ) -> None:
-    a, b = _two_processes(settings, pool, redis_client)
-    token = _bearer(b.tokens.issue(home.resident_id, ttl=timedelta(minutes=5)))
-    try:
+    async with _two_processes(settings, pool, redis_client) as (a, b):
+        token = _bearer(b.tokens.issue(home.resident_id, ttl=timedelta(minutes=5)))
         async with (
             _asgi_client(a) as api_a,
             _asgi_client(b) as api_b,
             serving(create_app(deps=b)) as url,
         ):
             async for stream in _open(url, home.stream, token):
-                await stream.next()
-                async with asyncio.timeout(5):
-                    await b.live.subscribed.wait()
+                await _listening(stream, b)
                 assert (await api_b.get("/v1/me", headers=token)).status_code == 200  # cached
                 revoked = await api_a.post("/v1/tokens/revoke", headers=token)
                 assert revoked.status_code == 200, revoked.text
@@ -492,9 +499,6 @@ async def test_a_revoked_token_ends_its_stream_and_is_refused_by_every_process(
                 assert refused.json()["error"]["code"] == "token_revoked"
             # Only that token: the holder's other tokens still work.
             assert (await api_a.get("/v1/me", headers=home.resident)).status_code == 200
-    finally:
-        for built in (a, b):
-            await built.live.close()
 
 
 async def test_revoking_a_users_tokens_ends_their_streams_and_refuses_every_older_token(
@@ -505,32 +509,24 @@ async def test_revoking_a_users_tokens_ends_their_streams_and_refuses_every_olde
     make_user: MakeUser,
 ) -> None:
     _, admin = await make_user("admin")
-    a, b = _two_processes(settings, pool, redis_client)
-    try:
-        async with (
-            _asgi_client(a) as api_a,
-            _asgi_client(b) as api_b,
-            serving(create_app(deps=b)) as url,
-        ):
-            async for stream in _open(url, home.stream, home.resident):
-                await stream.next()
-                async with asyncio.timeout(5):
-                    await b.live.subscribed.wait()
-                revoked = await api_a.post(
-                    f"/v1/users/{home.resident_id}/revoke-tokens", headers=admin
-                )
-                assert revoked.status_code == 200, revoked.text
-                assert await _ending(stream) == "token_revoked"
-                break
-            for api in (api_a, api_b):
-                refused = await api.get("/v1/me", headers=home.resident)
-                assert refused.status_code == 401
-                assert refused.json()["error"]["code"] == "token_revoked"
-            fresh = _bearer(a.tokens.issue(home.resident_id, ttl=timedelta(minutes=5)))
-            assert (await api_b.get("/v1/me", headers=fresh)).status_code == 200
-    finally:
-        for built in (a, b):
-            await built.live.close()
+    async with (
+        _two_processes(settings, pool, redis_client) as (a, b),
+        _asgi_client(a) as api_a,
+        _asgi_client(b) as api_b,
+        serving(create_app(deps=b)) as url,
+    ):
+        async for stream in _open(url, home.stream, home.resident):
+            await _listening(stream, b)
+            revoked = await api_a.post(f"/v1/users/{home.resident_id}/revoke-tokens", headers=admin)
+            assert revoked.status_code == 200, revoked.text
+            assert await _ending(stream) == "token_revoked"
+            break
+        for api in (api_a, api_b):
+            refused = await api.get("/v1/me", headers=home.resident)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "token_revoked"
+        fresh = _bearer(a.tokens.issue(home.resident_id, ttl=timedelta(minutes=5)))
+        assert (await api_b.get("/v1/me", headers=fresh)).status_code == 200
 
 
 async def test_a_stream_ends_at_its_tokens_expiry_not_at_the_next_resync(
