@@ -66,8 +66,9 @@ async def read(request: Request, limit: int, *, too_large: str | None = None) ->
         if len(kept) > limit:
             raise PayloadTooLarge(message)
         return kept
-    declared = request.headers.get("content-length", "")
-    # The length check first: int() refuses more than 4,300 digits.
+    # Leading zeros stripped, so that the digit count can stand for the size before int()
+    # (which refuses more than 4,300 digits) is asked.
+    declared = request.headers.get("content-length", "").lstrip("0") or "0"
     if (
         declared.isascii()
         and declared.isdigit()

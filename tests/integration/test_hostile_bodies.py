@@ -109,6 +109,16 @@ async def test_a_declared_content_length_over_the_limit_is_refused_unread(
 
 
 @pytest.mark.parametrize(("path", "limit"), ROUTES)
+async def test_a_content_length_with_leading_zeros_is_read_by_its_value(
+    client: httpx.AsyncClient, admin: dict[str, str], path: str, limit: int
+) -> None:
+    padded = "0" * (len(str(limit)) + 1) + "2"  # more digits than the limit has, value 2
+    headers = admin | {"idempotency-key": "k1", "content-length": padded}
+    response = await client.post(path, content=b"{}", headers=headers)
+    assert response.status_code != 413, response.text
+
+
+@pytest.mark.parametrize(("path", "limit"), ROUTES)
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-token"])
 async def test_a_body_without_a_valid_token_is_refused_before_a_byte_is_read(
     client: httpx.AsyncClient, path: str, limit: int, authorization: str | None
