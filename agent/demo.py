@@ -5,8 +5,8 @@ try once the server is ready.
 The banner waits for the server: it is printed once the socket listens and the rollups are
 current, so a /readyz asked after it is 200. The simulator plays the household's gateway
 inside the process: every WATTWISE_DEMO_READING_SECONDS the next readings of the synthetic
-model that seeded the history go through ingest.store, as a POST /v1/telemetry's do, and on
-to the live streams and the rollups.
+model that seeded the history are stored as a POST /v1/telemetry's are (store_readings), so
+they reach the live streams, the metrics and the rollups.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import asyncpg
 from agent.deps import Deps, token_issuer
 from agent.errors import Unavailable
 from agent.settings import Settings
+from agent.telemetry_routes import store_readings
 from telemetry import access, ingest
 from telemetry.db import connect
 from telemetry.migrate import migrate
@@ -134,26 +135,17 @@ class Simulator:
 
     async def tick(self) -> int:
         """Send the readings due now; how many were stored."""
-        now = datetime.now(UTC)
-        readings = self._feed.due(now, limit=ingest.MAX_READINGS)
+        readings = self._feed.due(datetime.now(UTC), limit=ingest.MAX_READINGS)
         if not readings:
             return 0
         items = [
             {"device_id": self._ids[r.device_key], "ts": r.ts.isoformat(), "watts": r.watts}
             for r in readings
         ]
-        settings = self._deps.settings
-        policy = ingest.Policy(
-            now=now,
-            cap=timedelta(seconds=settings.gap_cap_seconds),
-            retention=timedelta(days=settings.raw_retention_days),
-        )
         async with self._deps.connection() as conn:
-            result = await ingest.store(
-                conn, items, user_id=self._home.user_id, role="resident", policy=policy
+            result = await store_readings(
+                self._deps, conn, items, user_id=self._home.user_id, role="resident"
             )
-        self._deps.live.publish(result.latest)
-        self._deps.metrics.ingested(result)
         return result.accepted
 
     async def _run(self) -> None:
