@@ -19,6 +19,7 @@ computed figure to compare: the comparison would be a measurement nobody checked
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -80,11 +81,11 @@ _COMPARED_AFTER = re.compile(
     re.IGNORECASE,
 )
 _HOLDS: dict[str, Callable[[float, float], bool]] = {
-    "gt": lambda a, b: a > b,
-    "lt": lambda a, b: a < b,
-    "ge": lambda a, b: a >= b,
-    "le": lambda a, b: a <= b,
-    "ne": lambda a, b: a != b,
+    "gt": operator.gt,
+    "lt": operator.lt,
+    "ge": operator.ge,
+    "le": operator.le,
+    "ne": operator.ne,
 }
 # A unit's kind and its factor to the kind's base unit; a currency code is its own kind.
 _KINDS = {"wh": ("energy", 1.0), "kwh": ("energy", 1000.0), "w": ("power", 1.0)}
@@ -197,22 +198,21 @@ def check(
     values = list(known)
     masked = _masked(sentence, names)
     found = _found(masked)
-    computed = [supported(f, values) for f, _, _ in found]
+    computed = [(f, start) for f, start, _ in found if supported(f, values)]
+    checked: list[Stated] = []
     quoted: list[Stated] = []
     unsupported: list[Stated] = []
-    for i, (figure, _, _) in enumerate(found):
-        if computed[i]:
-            continue
-        if any(_same(figure, a) for a in asked) and _as_the_users(masked, found, computed, i):
+    for figure, start, end in found:
+        if (figure, start) in computed:
+            checked.append(figure)
+        elif any(_same(figure, a) for a in asked) and _as_the_users(
+            masked, figure, start, end, computed
+        ):
+            checked.append(figure)
             quoted.append(figure)
         else:
             unsupported.append(figure)
-    return Verdict(
-        sentence,
-        tuple(f for f, _, _ in found if f not in unsupported),
-        tuple(unsupported),
-        tuple(quoted),
-    )
+    return Verdict(sentence, tuple(checked), tuple(unsupported), tuple(quoted))
 
 
 def _kind(figure: Stated) -> tuple[str, float]:
@@ -237,19 +237,19 @@ def _same(figure: Stated, typed: Stated) -> bool:
 
 
 def _as_the_users(
-    masked: str, found: list[tuple[Stated, int, int]], computed: list[bool], i: int
+    masked: str, figure: Stated, start: int, end: int, computed: list[tuple[Stated, int]]
 ) -> bool:
-    """The user's number at found[i] stands in its clause as the user's (see the module's
-    docstring), not as a measurement."""
-    figure, start, end = found[i]
+    """The user's number `figure` (masked[start:end]) stands in its clause as the user's
+    (see the module's docstring), not as a measurement; `computed`: the sentence's computed
+    figures and where they start."""
     ends = list(_CLAUSE_END.finditer(masked))
     begin = max((m.end() for m in ends if m.end() <= start), default=0)
     stop = min((m.start() for m in ends if m.start() >= end), default=len(masked))
     before, after = masked[begin:start], masked[end:stop]
     if (m := _COMPARED_BEFORE.search(before)) is not None:
-        op, users_side = m.lastgroup, "right"
+        users_first = False  # "10.26 kWh, less than 999 kWh"
     elif (m := _COMPARED_AFTER.search(after)) is not None:
-        op, users_side = m.lastgroup, "left"
+        users_first = True  # "999 kWh is more than its 10.26 kWh"
     else:
         return bool(
             _ATTRIBUTED.search(before + " " + after)
@@ -259,16 +259,17 @@ def _as_the_users(
         )
     # A comparison is a claim about a measurement: the nearest computed figure of the same
     # kind in the sentence must bear it out.
-    others = [
-        (abs(s - start), other)
-        for j, (other, s, _) in enumerate(found)
-        if computed[j] and _comparable(other, figure)
-    ]
-    if not others or op is None:
+    nearest = min(
+        ((abs(at - start), other) for other, at in computed if _comparable(other, figure)),
+        key=lambda pair: pair[0],
+        default=None,
+    )
+    if nearest is None or m.lastgroup is None:
         return False
-    other = min(others, key=lambda pair: pair[0])[1]
-    mine, theirs = _base(figure), _base(other)
-    if not figure.unit or not other.unit:
+    other = nearest[1]
+    if figure.unit and other.unit:
+        mine, theirs = _base(figure), _base(other)
+    else:
         mine, theirs = figure.value, other.value
-    holds = _HOLDS[op]
-    return holds(theirs, mine) if users_side == "right" else holds(mine, theirs)
+    holds = _HOLDS[m.lastgroup]
+    return holds(mine, theirs) if users_first else holds(theirs, mine)

@@ -115,3 +115,11 @@ def test_digits_in_a_device_name_are_not_figures() -> None:
     asked = verify.stated("how much did EV charger 2 use?", names)
     assert asked == []
     assert verify.check('"EV charger 2" used 10.26 kWh today.', HEATER, asked, names).ok
+
+
+def test_a_users_number_repeated_as_theirs_is_checked_beside_the_same_number_unsupported() -> None:
+    sentence = "You asked about 999 kWh, and it used 999 kWh."
+    verdict = verify.check(sentence, HEATER, asked=_asked("did it use 999 kWh?"))
+    [typed] = _asked("999 kWh")
+    assert verdict.quoted == verdict.checked == (typed,)
+    assert verdict.unsupported == (typed,)
