@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -175,7 +175,7 @@ class ChatModel:
                 stream, head = await asyncio.shield(opening)
             except asyncio.CancelledError:
                 gone.set()  # no further attempt starts
-                call.settles_after(_keep(self._read_on(opening, call)))
+                call.settles_after(self._read_on(opening, call))
                 raise
             partial: dict[int, _Partial] = {}
             finish: str | None = None
@@ -271,17 +271,6 @@ class ChatModel:
 
 class _Abandoned(Exception):
     """The caller hung up before this attempt would have started."""
-
-
-# Reading on after a hang-up: the tasks are kept here, or the loop may collect them.
-_reading: set[asyncio.Future[None]] = set()
-
-
-def _keep(work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
-    task = asyncio.ensure_future(work)
-    _reading.add(task)
-    task.add_done_callback(_reading.discard)
-    return task
 
 
 def _note(chunk: ChatCompletionChunk, call: Call) -> None:

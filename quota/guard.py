@@ -11,8 +11,10 @@ out of it, whatever that way is.
 On the way out: reported usage is settled; without it, a call that started is settled with
 an estimate (the reserved prompt plus what streamed); one that never started is released.
 A caller that may still learn the usage after it left (the provider's stream read on after
-a hang-up) hands that work over with `call.settles_after(task)`: the settlement waits for it,
-and the task must end by itself within a bounded time.
+a hang-up) hands that work over with `call.settles_after(work)`: the settlement then runs in
+the background once the work has ended, so the caller's way out is not held up by it (a turn
+cut at the shutdown deadline still ends at once); the work must end by itself within a
+bounded time.
 This runs on success, on an exception, on cancellation (CancelledError is not an
 Exception), and when the generator around it is closed; it is shielded, so a second
 cancellation cannot interrupt it half-way.
@@ -23,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from quota.core import Reservation
@@ -43,9 +46,9 @@ class Call:
     _streamed: list[str] = field(default_factory=list)
     _late: asyncio.Future[None] | None = None
 
-    def settles_after(self, work: asyncio.Future[None]) -> None:
+    def settles_after(self, work: Coroutine[Any, Any, None]) -> None:
         """Settle once `work` (which may still call used() and streamed()) has ended."""
-        self._late = work
+        self._late = asyncio.ensure_future(work)
 
     def started(self) -> None:
         self._started = True
@@ -112,4 +115,14 @@ async def held(quota: QuotaService, reservation: Reservation) -> AsyncIterator[C
     try:
         yield call
     finally:
-        await asyncio.shield(asyncio.ensure_future(_close(quota, call)))
+        closing = asyncio.ensure_future(_close(quota, call))
+        if call._late is None:
+            await asyncio.shield(closing)
+        else:
+            _settling.add(closing)
+            closing.add_done_callback(_settling.discard)
+
+
+# Settlements that wait for late work run on their own: kept here, or the loop may collect
+# them (and the late work they hold).
+_settling: set[asyncio.Future[None]] = set()

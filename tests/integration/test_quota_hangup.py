@@ -119,3 +119,36 @@ async def test_a_provider_that_does_not_finish_in_time_after_a_hang_up_is_cut_an
     assert fake.hung_up == 1  # closed at the grace's end
     snap = await deps.quota.store.snapshot(user=user.id)
     assert snap.user_day.held == 0
+
+
+async def test_a_hang_up_does_not_wait_for_the_providers_usage_to_end_its_turn(
+    deps: Deps,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    fake: FakeLLM,
+    make_user: MakeUser,
+) -> None:
+    """The read-on settles in the background: the round's way out (a hang-up, or a turn
+    cut at the shutdown deadline) is not held for up to the settle grace."""
+    user, _ = await make_user("resident")
+    body = sse(chunk({"content": "You used "}), chunk({"content": "some."}, "stop"), usage(500, 7))
+    fake.replies.append(Reply(body, delay=1.0))  # before each event: seconds after the hang-up
+    assert deps.model is not None
+    deps.model.settle_grace = 15.0  # well past the provider's end
+    messages = [{"role": "user", "content": "how much did I use today?"}]
+    reservation = await deps.model.reserve(user_id=user.id, household_id=None, messages=messages)
+    rounds = deps.model.round(
+        user_id=user.id, household_id=None, messages=messages, reservation=reservation
+    )
+    first = asyncio.ensure_future(anext(rounds))
+    while not fake.requests:  # noqa: ASYNC110  # the fake server has no event to wait on
+        await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await rounds.aclose()
+    async with pool.acquire() as conn:
+        early = await conn.fetchval("SELECT count(*) FROM usage_ledger WHERE user_id = $1", user.id)
+    assert early == 0  # the way out did not wait for the provider's end
+    row = await _settled(pool, redis_client, deps, user.id)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["estimated"]) == (500, 7, False)
