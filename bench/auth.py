@@ -1,7 +1,8 @@
 """Authentication's database cost per request: the query that loads the token's user and
 the household in the path and says whether the token was revoked (telemetry.access.bearer),
 against the query it replaced (access.user_with_household, no revocation check), on one
-connection to the real PostgreSQL, with many revocations stored.
+connection to the real PostgreSQL, with many revocations stored; and the same for a request
+with no household in its path (ingest, /v1/me), against the access.get_user it replaced.
 
     .venv/bin/python -m bench.auth [--calls 5000] [--revoked 20000]
 
@@ -54,22 +55,38 @@ async def main_async(args: argparse.Namespace) -> None:
                 _, seen = await access.user_with_household(conn, user.id, home.id)
                 assert seen is not None
 
-            timings: dict[str, list[float]] = {"new": [], "old": []}
+            async def new_no_household() -> None:
+                found = await access.bearer(conn, user.id, None, jti=jti, issued_at=issued)
+                assert found.user is not None
+
+            async def old_no_household() -> None:
+                assert await access.get_user(conn, user.id) is not None
+
+            calls = {
+                "old": old,
+                "new": new,
+                "old_no_household": old_no_household,
+                "new_no_household": new_no_household,
+            }
+            timings: dict[str, list[float]] = {}
             for _ in range(2):  # the first round warms the plans and the cache
-                for label, call in (("old", old), ("new", new)):
-                    timings[label] = []
-                    for _ in range(args.calls):
+                timings = {label: [] for label in calls}
+                # Interleaved, so a burst of load on the machine falls on every query alike.
+                for _ in range(args.calls):
+                    for label, call in calls.items():
                         started = time.perf_counter()
                         await call()
                         timings[label].append((time.perf_counter() - started) * 1e6)
         finally:
             await conn.close()
-    for q, label in ((0.5, "p50"), (0.99, "p99")):
-        new_us, old_us = percentile(timings["new"], q), percentile(timings["old"], q)
-        print(
-            f"auth_query_{label}: {new_us:.0f} us (baseline: {old_us:.0f} us without the"
-            f" revocation check, ratio: {new_us / old_us:.2f})"
-        )
+    for suffix, baseline in (("", "without the revocation check"), ("_no_household", "get_user")):
+        for q, label in ((0.5, "p50"), (0.99, "p99")):
+            new_us = percentile(timings[f"new{suffix}"], q)
+            old_us = percentile(timings[f"old{suffix}"], q)
+            print(
+                f"auth_query{suffix}_{label}: {new_us:.0f} us (baseline: {old_us:.0f} us"
+                f" {baseline}, ratio: {new_us / old_us:.2f})"
+            )
 
 
 def main() -> None:
