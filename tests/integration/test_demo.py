@@ -6,7 +6,6 @@ once it is ready, and stops its database on every way out (Ctrl-C, SIGTERM, a fa
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from tests.fakes.server import free_port
+from tests.integration.demo_run import chat_text, command_lines
 
 DEMO_DEVICES = {
     "Heat pump",
@@ -120,15 +120,7 @@ def _postgres_serving(pgdata: Path) -> list[int]:
     pid_file = pgdata / "postmaster.pid"
     if pid_file.exists():
         found.add(int(pid_file.read_text().splitlines()[0]))
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "postgres" in cmdline and str(pgdata) in cmdline:
-            found.add(int(entry.name))
+    found.update(pid for pid, line in command_lines() if "postgres" in line and str(pgdata) in line)
     return sorted(pid for pid in found if Path(f"/proc/{pid}").exists())
 
 
@@ -144,20 +136,6 @@ def home() -> Iterator[Path]:
     for pid in _postgres_serving(path / "data" / "pgdata"):
         os.kill(pid, signal.SIGTERM)
     shutil.rmtree(path, ignore_errors=True)
-
-
-async def _chat(client: httpx.AsyncClient, household_url: str, token: str, question: str) -> str:
-    body = {"messages": [{"role": "user", "content": question}]}
-    text = []
-    headers = {"Authorization": f"Bearer {token}"}
-    async with client.stream("POST", f"{household_url}/chat", json=body, headers=headers) as got:
-        assert got.status_code == 200, await got.aread()
-        async for line in got.aiter_lines():
-            if line.startswith("data: {"):
-                part = json.loads(line[len("data: ") :])
-                if part.get("type") == "text-delta":
-                    text.append(part["delta"])
-    return "".join(text)
 
 
 async def test_the_demo_serves_a_seeded_household_with_a_working_token(home: Path) -> None:
@@ -245,7 +223,7 @@ async def test_the_demo_household_keeps_producing_readings_while_it_runs(home: P
                     if datetime.fromisoformat(live["fresh_as_of"]) > printed_at:
                         break
                     await asyncio.sleep(0.2)
-            answer = await _chat(
+            answer = await chat_text(
                 client, household_url, token, "how much power am I using right now?"
             )
     assert "right now" in answer, answer

@@ -10,7 +10,6 @@ committed; in CI the checkout is itself a fresh clone of main.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from tests.fakes.server import free_port
+from tests.integration.demo_run import chat_text, command_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = [
@@ -64,17 +64,7 @@ def _newcomer_env(data_dir: Path) -> dict[str, str]:
 
 def _processes_under(directory: Path) -> list[int]:
     """Processes whose executable or command line lies under `directory`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(directory) in cmdline:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, line in command_lines() if str(directory) in line]
 
 
 async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
@@ -116,17 +106,11 @@ async def test_the_readme_demo_command_answers_a_chat_and_stops_clean(checkout: 
         assert f"127.0.0.1:{port}" in household_url
         drained = asyncio.ensure_future(_drain(proc.stdout, seen))
         async with httpx.AsyncClient(timeout=60) as client:
-            for _ in range(300):
-                try:
-                    ready = await client.get(f"http://127.0.0.1:{port}/readyz")
-                except httpx.TransportError:
-                    await asyncio.sleep(0.2)
-                    continue
-                if ready.status_code == 200:
-                    break
-                await asyncio.sleep(0.2)
+            ready = await client.get(f"http://127.0.0.1:{port}/readyz")  # the banner says so
             assert ready.status_code == 200, ready.text
-            answer = await _chat(client, household_url, token, "how much energy did I use today?")
+            answer = await chat_text(
+                client, household_url, token, "how much energy did I use today?"
+            )
         assert re.search(r"\d+(\.\d+)? kWh", answer), answer
     finally:
         if proc.returncode is None:
@@ -164,19 +148,3 @@ def test_every_command_answers_help_on_a_plain_install(checkout: Path) -> None:
 async def _drain(stream: asyncio.StreamReader, seen: list[str]) -> None:
     async for line in _lines(stream):
         seen.append(line)
-
-
-async def _chat(client: httpx.AsyncClient, household_url: str, token: str, question: str) -> str:
-    body = {"messages": [{"role": "user", "content": question}]}
-    text = []
-    async with client.stream(
-        "POST", f"{household_url}/chat", json=body, headers={"Authorization": f"Bearer {token}"}
-    ) as response:
-        assert response.status_code == 200, await response.aread()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            part = json.loads(line[len("data: ") :])
-            if part.get("type") == "text-delta":
-                text.append(part["delta"])
-    return "".join(text)
