@@ -150,12 +150,23 @@ class Bearer:
     visible: Visible | None
 
 
-# What _USER_WITH_HOUSEHOLD_SQL reads, and whether the token ($3 jti, $4 iat) was revoked:
-# one primary-key probe and one column more, in the round trip every request makes anyway.
-_BEARER_SQL = _user_with_household_sql(
-    """(u.tokens_valid_after IS NOT NULL AND $4::timestamptz < u.tokens_valid_after
-        OR EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = $3)) AS revoked"""
-)
+def _revoked_sql(jti: str, issued_at: str) -> str:
+    """Whether the token (parameters `jti`, `issued_at`) of user u was revoked: one
+    primary-key probe and one column of the user's row."""
+    return f"""(u.tokens_valid_after IS NOT NULL AND {issued_at}::timestamptz < u.tokens_valid_after
+        OR EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = {jti})) AS revoked"""
+
+
+# What _USER_WITH_HOUSEHOLD_SQL reads and whether the token ($3 jti, $4 iat) was revoked, in
+# the round trip every request makes anyway; with no household in the path (ingest,
+# /v1/me), the user's row alone, as get_user read it before.
+_BEARER_SQL = _user_with_household_sql(_revoked_sql("$3", "$4"))
+_BEARER_NO_HOUSEHOLD_SQL = f"""
+SELECT u.id AS user_id, u.email, u.role, u.created_at AS user_created_at,
+       {_revoked_sql("$2", "$3")}, NULL::text AS relation
+  FROM users u
+ WHERE u.id = $1
+"""
 
 
 async def bearer(
@@ -163,7 +174,10 @@ async def bearer(
 ) -> Bearer:
     """The user a token names, whether the token was revoked, and the household in the path
     (None: no household asked for) if the user may see it."""
-    row = await conn.fetchrow(_BEARER_SQL, user_id, household_id, jti, issued_at)
+    if household_id is None:
+        row = await conn.fetchrow(_BEARER_NO_HOUSEHOLD_SQL, user_id, jti, issued_at)
+    else:
+        row = await conn.fetchrow(_BEARER_SQL, user_id, household_id, jti, issued_at)
     user, visible = _user_and_visible(row)
     return Bearer(user, bool(row is not None and row["revoked"]), visible)
 
