@@ -14,7 +14,6 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette import EventSourceResponse
@@ -122,7 +121,6 @@ def _ends_with_user(body: ChatIn) -> ChatIn:
 async def start_turn(
     request: Request,
     body: ChatIn,
-    user_id: UUID,
     *,
     style: Literal["chat", "voice"] | None = None,
 ) -> Turn:
@@ -130,7 +128,7 @@ async def start_turn(
     everything after the body that may still end in a plain HTTP error."""
     deps = requests.deps(request)
     async with deps.connection() as conn:
-        user = await requests.principal(request, conn, user_id)
+        user = await requests.principal(request, conn)
         seen = await requests.readable(conn, user, request, "chat")
     turn = new_turn(request, user, seen, body, style or body.style)
     await turn.prepare()
@@ -177,9 +175,9 @@ def stream_response(
 
 
 async def chat(request: Request) -> Response:
-    user_id = requests.token_user(request)
+    requests.verify_token(request)  # before a byte of the body is read
     body = parse(await requests.read(request, MAX_BODY_BYTES))
-    turn = await start_turn(request, body, user_id)
+    turn = await start_turn(request, body)
     return stream_response(turn, "chat", _events(turn), headers=ui_stream.HEADERS)
 
 

@@ -61,10 +61,9 @@ RECHECK_RETRY_SECONDS = 1.0
 
 async def live_stream(request: Request) -> Response:
     deps = requests.deps(request)
-    user_id = requests.token_user(request)
-    token: Claims = request.state.token
+    token = requests.verify_token(request)
     async with deps.connection() as conn:
-        user = await requests.principal(request, conn, user_id)
+        user = await requests.principal(request, conn)
         seen = await requests.readable(conn, user, request, "energy.live_stream")
         if deps.live.subscribers >= deps.settings.live_max_streams:
             raise Unavailable(

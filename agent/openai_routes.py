@@ -75,7 +75,7 @@ class CompletionIn(BaseModel):
 
 
 async def list_models(request: Request) -> Response:
-    requests.token_user(request)
+    requests.verify_token(request)
     return JSONResponse(
         {
             "object": "list",
@@ -135,11 +135,11 @@ async def _household(request: Request, conn: Any, user: access.User) -> access.V
 
 
 async def completions(request: Request) -> Response:
-    user_id = requests.token_user(request)
+    requests.verify_token(request)  # before a byte of the body is read
     body, chat = _parse(await requests.read(request, chat_routes.MAX_BODY_BYTES))
     deps = requests.deps(request)
     async with deps.connection() as conn:
-        user = await requests.principal(request, conn, user_id)
+        user = await requests.principal(request, conn)
         seen = await _household(request, conn, user)
     turn = chat_routes.new_turn(request, user, seen, chat, MODELS[body.model])
     await turn.prepare()

@@ -235,16 +235,16 @@ def body_limit(limit: int, *, too_large: str | None = None) -> Callable[[H], H]:
     return mark
 
 
-def token_user(request: Request) -> UUID:
-    """The user id of a valid bearer token (checked before any connection is taken); its
-    claims stay in request.state.token for principal()."""
+def verify_token(request: Request) -> Claims:
+    """The claims of a valid bearer token (checked before any connection is taken), kept
+    in request.state.token for principal()."""
     claims = deps(request).tokens.claims(bearer_token(request.headers.get("authorization")))
     request.state.token = claims
-    return claims.user_id
+    return claims
 
 
-async def principal(request: Request, conn: Any, user_id: UUID) -> access.User:
-    """The user `user_id` of token_user(), refused if the token was revoked, and (in
+async def principal(request: Request, conn: Any) -> access.User:
+    """The user of the token verify_token() verified, refused if the token was revoked, and (in
     request.state.visible) the household in the path if the user may see it, in one round
     trip."""
     token: Claims = request.state.token
@@ -252,7 +252,7 @@ async def principal(request: Request, conn: Any, user_id: UUID) -> access.User:
         path_uuid(request, "household_id") if "household_id" in request.path_params else None
     )
     found = await access.bearer(
-        conn, user_id, household_id, jti=token.jti, issued_at=token.issued_at
+        conn, token.user_id, household_id, jti=token.jti, issued_at=token.issued_at
     )
     user = found.user
     if "household_id" in request.path_params:
@@ -278,20 +278,20 @@ def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     on another connection, at most three times in all, with jittered backoff; writes are
     not, since their first try may have committed."""
 
-    async def once(request: Request, user_id: UUID) -> Response:
+    async def once(request: Request) -> Response:
         async with deps(request).connection() as conn:
-            user = await principal(request, conn, user_id)
+            user = await principal(request, conn)
             return await handler(request, conn, user)
 
     limit, too_large = _BODY_LIMITS.get(handler, (MAX_ADMIN_BODY_BYTES, None))
 
     async def endpoint(request: Request) -> Response:
-        user_id = token_user(request)
+        verify_token(request)
         if request.method not in ("GET", "HEAD"):
             # A slow body holds no pooled connection.
             await read(request, limit, too_large=too_large)
-            return await once(request, user_id)
+            return await once(request)
         retrying = transient_retrying(multiplier=0.05, most=0.5, attempts=READ_ATTEMPTS)
-        return await retrying(once, request, user_id)
+        return await retrying(once, request)
 
     return endpoint
