@@ -76,6 +76,8 @@ class CompletionIn(BaseModel):
 
 async def list_models(request: Request) -> Response:
     requests.verify_token(request)
+    async with requests.deps(request).connection() as conn:
+        await requests.principal(request, conn)  # a revoked token or a deleted user: 401
     return JSONResponse(
         {
             "object": "list",

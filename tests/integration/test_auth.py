@@ -153,6 +153,10 @@ async def test_a_revoked_token_gets_401_token_revoked(
     assert response.json()["error"]["code"] == "token_revoked"
     assert response.headers["www-authenticate"] == "Bearer"
     assert (await client.get("/v1/me", headers=other)).status_code == 200
+    models = await client.get("/v1/models", headers=headers)  # a route with no data of its own
+    assert models.status_code == 401
+    assert models.json()["error"]["code"] == "token_revoked"
+    assert (await client.get("/v1/models", headers=other)).status_code == 200
 
 
 async def test_a_token_without_a_jti_can_be_revoked_too(
