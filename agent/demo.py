@@ -33,13 +33,12 @@ from telemetry import access, ingest
 from telemetry.db import connect
 from telemetry.migrate import migrate
 from telemetry.rollups import refresh_all
-from telemetry.seed import extend_household, seed_demo
+from telemetry.seed import extend_household, seed_demo, spec_devices
 from telemetry.synthetic import Continuation, demo_household
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from telemetry.db import Conn
 
 log = logging.getLogger("wattwise.demo")
 
@@ -88,30 +87,11 @@ async def prepare(settings: Settings, *, days: float) -> DemoHome:
         # Here rather than in the service's first refresh, which runs beside the first
         # requests: until it ends, /readyz says "never refreshed".
         await refresh_all(conn, cap=cap)
-        device_ids, newest = await _devices(conn, household_id)
+        device_ids, newest = await spec_devices(conn, demo_household(), household_id)
     finally:
         await conn.close()
     token = token_issuer(settings).issue(user.id, ttl=timedelta(minutes=settings.token_ttl_minutes))
     return DemoHome(household_id, user.id, token, device_ids, newest)
-
-
-async def _devices(conn: Conn, household_id: UUID) -> tuple[dict[str, UUID], datetime | None]:
-    """The household's devices by model key (matched by name, as extend_household does) and
-    its newest reading."""
-    rows = await conn.fetch(
-        "SELECT d.id, lower(d.name) AS name, l.ts"
-        " FROM devices d LEFT JOIN device_latest l ON l.device_id = d.id"
-        " WHERE d.household_id = $1",
-        household_id,
-    )
-    by_name = {r["name"]: r["id"] for r in rows}
-    ids = {
-        d.key: by_name[d.name.lower()]
-        for d in demo_household().devices
-        if d.name.lower() in by_name
-    }
-    stamps = [r["ts"] for r in rows if r["ts"] is not None]
-    return ids, max(stamps, default=None)
 
 
 class Simulator:

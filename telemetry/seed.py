@@ -107,6 +107,22 @@ async def _load(
     return count
 
 
+async def spec_devices(
+    conn: Conn, spec: HouseholdSpec, household_id: UUID
+) -> tuple[dict[str, UUID], datetime | None]:
+    """The household's devices by the spec's keys (matched by name; one the database lacks
+    is left out) and the household's newest reading (the hot table holds each device's)."""
+    rows = await conn.fetch(
+        "SELECT d.id, lower(d.name) AS name, l.ts"
+        " FROM devices d LEFT JOIN device_latest l ON l.device_id = d.id"
+        " WHERE d.household_id = $1",
+        household_id,
+    )
+    by_name = {r["name"]: r["id"] for r in rows}
+    ids = {d.key: by_name[d.name.lower()] for d in spec.devices if d.name.lower() in by_name}
+    return ids, max((r["ts"] for r in rows if r["ts"] is not None), default=None)
+
+
 async def extend_household(
     conn: Conn,
     spec: HouseholdSpec,
@@ -120,19 +136,11 @@ async def extend_household(
 
     Devices are matched to the spec by name. Returns how many readings were added.
     """
-    rows = await conn.fetch(
-        "SELECT d.id, lower(d.name) AS name, max(r.ts) AS latest"
-        " FROM devices d LEFT JOIN readings r ON r.device_id = d.id"
-        " WHERE d.household_id = $1 GROUP BY d.id",
-        household_id,
-    )
-    by_name = {r["name"]: r["id"] for r in rows}
-    device_ids = {d.key: by_name[d.name.lower()] for d in spec.devices if d.name.lower() in by_name}
-    known = [r["latest"] for r in rows if r["latest"] is not None]
-    if not known or len(device_ids) != len(spec.devices):
+    device_ids, newest = await spec_devices(conn, spec, household_id)
+    if newest is None or len(device_ids) != len(spec.devices):
         return 0
     # Start after the newest reading of any device, so nothing added can collide with it.
-    start = max(known).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = newest.replace(second=0, microsecond=0) + timedelta(minutes=1)
     finish = (end or datetime.now(UTC)).replace(second=0, microsecond=0)
     if finish <= start:
         return 0
