@@ -40,7 +40,7 @@ from agent import actions, logs, narrator
 from agent.deps import Deps
 from agent.errors import WattwiseError
 from agent.llm import RoundEnd, TextDelta
-from agent.verify import Stated, check, facts, stated
+from agent.verify import Stated, check, facts, same, stated
 from context.builder import HouseholdContext, build_context
 from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
 from quota.prices import estimate_tokens
@@ -514,8 +514,7 @@ class Turn:
             self.ledger.known += [f.value for f in stated(exc.message)]
             yield self._say(f"I can't do that: {exc.message}")
             return
-        # The value the person asked for, as the server validated it for the proposal.
-        self.ledger.known += [f.value for f in stated(proposal.value)]
+        self._adopt(proposal.value)
         yield ActionProposed(proposal.public())
         shown = catalog.Proposal(
             fresh_as_of=None,
@@ -530,6 +529,13 @@ class Turn:
         if r.also_report:
             async for event in self._narrate(report_only=True):
                 yield event
+
+    def _adopt(self, value: str) -> None:
+        """The value the person asked for, as the server validated it for a proposal or a
+        command: the server's figure from now on, no longer only the user's number."""
+        adopted = stated(value)
+        self.ledger.known += [f.value for f in adopted]
+        self.ledger.asked = [a for a in self.ledger.asked if not any(same(f, a) for f in adopted)]
 
     async def _consent(self, r: Route) -> AsyncIterator[TurnEvent]:
         if r.consent == "no":
@@ -555,8 +561,7 @@ class Turn:
             return
         yield CommandIssued(done.action.id, str(done.command_id), done.command, done.replayed)
         c = done.command
-        # The value was validated by the server when it built the proposal.
-        self.ledger.known += [f.value for f in stated(c["value"])]
+        self._adopt(c["value"])
         yield self._say(narrator.sent(c))
         if self.style == "chat":
             block = json.dumps(c, separators=(", ", ": "))

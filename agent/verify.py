@@ -198,14 +198,26 @@ def check(
     values = list(known)
     masked = _masked(sentence, names)
     found = _found(masked)
-    computed = [(f, start) for f, start, _ in found if supported(f, values)]
+    # A user's quantity (a number with its unit), repeated no more precisely than they typed
+    # it, stays the user's even where it rounds to a computed figure (4 kW asked, 4.1 computed
+    # somewhere in the turn): it passes only as theirs. Stated more precisely ("5.00 kWh" to
+    # "more than 5 kWh?") it is the server's figure; a bare number ("0", "3") says too little
+    # to tell. Both are judged as computed figures first.
+    users = [
+        (f, start)
+        for f, start, _ in found
+        if any(a.unit and f.decimals <= a.decimals and same(f, a) for a in asked)
+    ]
+    computed = [
+        (f, start) for f, start, _ in found if (f, start) not in users and supported(f, values)
+    ]
     checked: list[Stated] = []
     quoted: list[Stated] = []
     unsupported: list[Stated] = []
     for figure, start, end in found:
         if (figure, start) in computed:
             checked.append(figure)
-        elif any(_same(figure, a) for a in asked) and _as_the_users(
+        elif any(same(figure, a) for a in asked) and _as_the_users(
             masked, figure, start, end, computed
         ):
             checked.append(figure)
@@ -228,8 +240,8 @@ def _comparable(a: Stated, b: Stated) -> bool:
     return not a.unit or not b.unit or _kind(a)[0] == _kind(b)[0]
 
 
-def _same(figure: Stated, typed: Stated) -> bool:
-    """The figure is the user's number, as rounded or converted for display."""
+def same(figure: Stated, typed: Stated) -> bool:
+    """The figure is the user's number `typed`, as rounded or converted for display."""
     if not _comparable(figure, typed):
         return False
     value = _base(typed) / _kind(figure)[1] if figure.unit and typed.unit else typed.value

@@ -123,3 +123,22 @@ def test_a_users_number_repeated_as_theirs_is_checked_beside_the_same_number_uns
     [typed] = _asked("999 kWh")
     assert verdict.quoted == verdict.checked == (typed,)
     assert verdict.unsupported == (typed,)
+
+
+def test_a_users_number_that_rounds_to_a_computed_figure_is_still_the_users() -> None:
+    # "is the EV charger drawing more than 4 kW?": some other figure of the turn is 4.1.
+    asked = _asked("is the EV charger drawing more than 4 kW right now?")
+    claimed = verify.check("Yes, the meter measured 4 kW in that period.", [4.1, 31.83], asked)
+    assert [f.text for f in claimed.unsupported] == ["4 kW"]
+    repeated = verify.check("You asked about 4 kW.", [4.1], asked)
+    assert repeated.ok
+    assert [f.text for f in repeated.quoted] == ["4 kW"]
+
+
+def test_a_computed_figure_stated_more_precisely_than_the_users_number_is_the_servers() -> None:
+    # "more than 5 kWh?" and the heater used exactly 5.00 kWh: the narrator's answer stands.
+    asked = _asked("did the heater use more than 5 kWh today?")
+    verdict = verify.check('"Heater" used 5.00 kWh today so far.', [5.0, 1.2], asked)
+    assert verdict.ok
+    assert [f.text for f in verdict.checked] == ["5.00 kWh"]
+    assert verdict.quoted == ()
