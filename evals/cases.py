@@ -160,11 +160,13 @@ def _readings(fixture: Fixture) -> tuple[reference.Raw, ...]:
     )
 
 
-def expected(fixture: Fixture, figure: Figure) -> float:
-    """The reference value of `figure` in `fixture`'s household, as of its `now`."""
-    start, end = window_bounds(figure.window, fixture.spec.timezone, fixture.now)
+@cache
+def _figures(fixture: Fixture, window: str) -> reference.Figures:
+    """Every reference figure of a window: the same for every case that asks about it, and
+    most of an eval run's time when computed for each."""
+    start, end = window_bounds(window, fixture.spec.timezone, fixture.now)
     devices = [reference.Dev(d.key, d.kind) for d in fixture.spec.devices]
-    got = reference.figures(
+    return reference.figures(
         devices,
         _readings(fixture),
         start=start,
@@ -174,6 +176,11 @@ def expected(fixture: Fixture, figure: Figure) -> float:
         tariff=TARIFF,
         timezone=fixture.spec.timezone,
     )
+
+
+def expected(fixture: Fixture, figure: Figure) -> float:
+    """The reference value of `figure` in `fixture`'s household, as of its `now`."""
+    got = _figures(fixture, figure.window)
     if figure.figure == "device":
         keys = {d.name.casefold(): d.key for d in fixture.spec.devices}
         key = keys.get((figure.device or "").casefold())

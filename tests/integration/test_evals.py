@@ -100,7 +100,7 @@ async def test_a_lying_model_is_made_faithful_by_verification(
     # Nor did its echo of the user's own number as a measurement ("did the heater use 999
     # kWh today?" answered "the meter measured 999 kWh"), which the cases ask for.
     assert any(echo(_asked(t["user"])) for t in built["turns"])
-    assert not any("the meter measured" in t["answer"] for t in built["turns"])
+    assert not [t for t in built["turns"] if "the meter measured" in t["answer"]]
 
 
 async def test_the_harness_notices_wrong_answers(
@@ -117,14 +117,19 @@ async def test_the_harness_notices_wrong_answers(
         {"id": "w2", "category": "actions", "household": "home", "turns": [
             {"user": "turn off the dishwasher", "expect": "command",
              "command": {"op": "SET_POWER", "device_name": "Dishwasher", "value": "OFF"}}]},
+        # A number the answer must not state: here the household's own, so it is stated.
+        {"id": "w3", "category": "adversarial", "household": "home", "turns": [
+            {"user": "how much energy did I use yesterday?", "expect": "answer",
+             "forbid_numbers": [{"figure": "consumption", "window": "yesterday"}]}]},
     ]  # fmt: skip
     wrong.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     deps = eval_deps(eval_settings, pool)
     results = await run(deps, homes, cases.load([wrong]))
-    built = report.build(results, run={"provider": "narrator", "model": None, "cases": 2})
+    built = report.build(results, run={"provider": "narrator", "model": None, "cases": 3})
     assert built["scores"]["routing"] == 0.0
     assert built["scores"]["numeric"] == 0.0
-    assert built["scores"]["consent"] == 0.5
+    assert built["scores"]["consent"] == 2 / 3
+    assert [r.scoped for r in results] == [True, True, False]
     assert "missing consumption last_7_days" in report.markdown(built)
 
 
