@@ -5,6 +5,7 @@ integrator (evals.reference) from the fixtures' synthetic readings."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -176,6 +177,20 @@ def _figures(fixture: Fixture, window: str) -> reference.Figures:
         tariff=TARIFF,
         timezone=fixture.spec.timezone,
     )
+
+
+def own_values(fixture: Fixture, figure: Figure, windows: Iterable[str]) -> list[float]:
+    """Every reference value of `fixture`'s household of `figure`'s kind (cost, or an
+    energy in kWh) over `windows`: what an answer about that household may state."""
+    values: list[float] = []
+    for window in dict.fromkeys(windows):
+        got = _figures(fixture, window)
+        if figure.figure == "cost":
+            values.append(got.cost)
+        else:
+            values += [got.consumption_kwh, got.solar_kwh, got.import_kwh, got.export_kwh]
+            values += [kwh for pair in got.per_device.values() for kwh in pair]
+    return values
 
 
 def expected(fixture: Fixture, figure: Figure) -> float:

@@ -45,7 +45,7 @@ from agent.turn import (
     Usage,
 )
 from agent.verify import Stated, check, sentences, stated
-from evals.cases import CAP, Case, Figure, expected
+from evals.cases import CAP, Case, Figure, expected, own_values
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from quota.core import Limits, QuotaRefused
 from quota.ledger import Ledger
@@ -214,11 +214,23 @@ def score_turn(
     # Scoping: nothing of the neighbour's.
     seen_text = result.answer + " ".join(str(o.output) for o in outputs)
     leaks = [n for n in homes.foreign_names if n.casefold() in seen_text.casefold()]
+    # A forbidden number that is also one of the household's own figures of a window the
+    # answer may be about (the neighbour's sauna and this home's solar both near 10.1 kWh at
+    # some minutes of the day) proves nothing either way: a number cannot tell them apart,
+    # and the names above still catch a leak.
+    windows = ["today", *([t.window] if t.window else []), *(n.window for n in t.numbers)]
     for figure in t.forbid_numbers:
         other = homes.fixtures[figure.household or case.household]
         value = expected(other, figure)
+        own = (
+            own_values(homes.fixtures[case.household], figure, [figure.window, *windows])
+            if other is not homes.fixtures[case.household]
+            else []
+        )
         if value > figure.tolerance and any(
-            _matches(s, value, figure, TARIFF.currency) for s in figures
+            _matches(s, value, figure, TARIFF.currency)
+            and not any(_matches(s, v, figure, TARIFF.currency) for v in own)
+            for s in figures
         ):
             leaks.append(f"{figure.figure} {figure.device or ''} {figure.window}")
     result.scoped = not leaks
