@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from agent.turn import ActionProposed, CommandIssued, ToolOutput
-from agent.verify import facts, stated
+from agent.verify import Stated, facts, same, stated, supported
 from evals.cases import Case
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from evals.runner import Homes, TurnResult, score_turn
@@ -128,7 +128,12 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
         commands: list[CommandIssued] = []
         proposals: list[ActionProposed] = []
         outputs: list[ToolOutput] = []
-        known = [s.value for s in stated(t.user)]
+        # Judged as in process: the user's numbers pass only as the user's (asked), never
+        # as figures the server computed (known), unless the server adopted them for a
+        # proposal or a command.
+        known: list[float] = []
+        asked = stated(t.user)
+        vouched: list[Stated] = []
         if r.status_code != 200:
             result.error = f"http {r.status_code}"
             result.failures.append(result.error)
@@ -150,14 +155,18 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
                         data["action_id"], data["command_id"], data["command"], data["replayed"]
                     )
                 )
+                asked = _adopt(data["command"]["value"], known, asked)
             elif kind == "data-action":
                 proposals.append(ActionProposed(data))
                 proposals_seen.append(data["id"])
+                asked = _adopt(data["value"], known, asked)
             elif kind == "tool-output-available":
                 outputs.append(ToolOutput(c["toolCallId"], c["output"]))
                 known += facts(c["output"])
             elif kind == "data-verification":
-                known += [s.value for n in data["numbers_checked"] for s in stated(n)]
+                # The figures the server vouched for, from what it computed (its context
+                # included, which the stream does not show) or as the user's own numbers.
+                vouched += [s for n in data["numbers_checked"] for s in stated(n)]
             elif kind == "data-usage":
                 result.prompt_tokens = data["prompt_tokens"]
                 result.completion_tokens = data["completion_tokens"]
@@ -166,6 +175,11 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
                 result.error = c["errorText"]
                 result.failures.append(f"error {result.error}")
         result.answer = "".join(text).strip()
+        # A vouched figure that is one of the user's numbers the stream does not show the
+        # server computing is left to the user-number rule, not taken on trust.
+        known += [
+            f.value for f in vouched if supported(f, known) or not any(same(f, a) for a in asked)
+        ]
         score_turn(
             result,
             case,
@@ -175,9 +189,18 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
             proposals=proposals,
             outputs=outputs,
             known=known,
+            asked=asked,
         )
         history.append({"role": "assistant", "content": result.answer or "..."})
         results.append(result)
     for action_id in proposals_seen:  # the next case starts with nothing pending
         await remote.client.post(f"/v1/actions/{action_id}/cancel")
     return results
+
+
+def _adopt(value: str, known: list[float], asked: list[Stated]) -> list[Stated]:
+    """A value the server validated for a proposal or a command is its figure from then on
+    (as agent.turn does): known, and no longer only the user's number."""
+    adopted = stated(value)
+    known += [f.value for f in adopted]
+    return [a for a in asked if not any(same(f, a) for f in adopted)]
