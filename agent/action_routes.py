@@ -174,7 +174,11 @@ async def cancel(request: Request, conn: Any, user: access.User) -> Response:
 async def undo(request: Request, conn: Any, user: access.User) -> Response:
     key = _key(request, required=True)
     body = await _no_body(request)
-    ttl = requests.deps(request).settings.action_ttl_seconds
+    deps = requests.deps(request)
+    ttl = deps.settings.action_ttl_seconds
+    # An undo makes a proposal, as a turn does, and takes a slot of the user's rate limit
+    # like one (before the idempotency claim: a 429 is not the answer a retry should get).
+    await deps.quota.admit(user.id)
 
     async def work() -> tuple[int, dict[str, Any]]:
         action = await actions.undo(
