@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 from agent import chat_routes, requests
+from agent.deps import Deps
+from agent.http import create_app
 from telemetry import ingest
 from tests.hostile import alarming, make_target
 from tests.integration.conftest import MakeUser
@@ -218,3 +220,27 @@ async def test_a_body_that_is_not_utf8_is_invalid_json(
     households_body = b'{"name": "\xed\xa0\x80", "timezone": "UTC"}'
     response = await client.post("/v1/households", content=households_body, headers=admin)
     _refused(response, 400, "invalid_json")
+
+
+async def test_a_fault_of_ours_is_a_json_500_with_its_code_and_no_internals(
+    deps: Deps, pool: asyncpg.Pool, make_user: MakeUser
+) -> None:
+    _, admin = await make_user("admin")
+    # Starlette re-raises a fault after its response, for the server's log; the client sees
+    # the response.
+    transport = httpx.ASGITransport(app=create_app(deps=deps), raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://wattwise.test", headers=admin
+    ) as client:
+        tariff = {"currency": "EUR", "import_price_per_kwh": 0.3, "export_price_per_kwh": 0.1}
+        body = {"name": "Home", "timezone": "Europe/Berlin", "tariff": tariff}
+        created = await client.post("/v1/households", json=body)
+        assert created.status_code == 201, created.text
+        # The schema no longer what the code expects: a fault of ours, not of the request.
+        await pool.execute("ALTER TABLE devices RENAME TO devices_gone")
+        response = await client.get(f"/v1/households/{created.json()['id']}/devices")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "Something went wrong on our side."}
+    }
