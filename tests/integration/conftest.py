@@ -31,6 +31,23 @@ from tests.conftest import backend_dsns, redis_url
 
 TEST_SECRET = "test-secret-7f3a9c1e5b2d8f4a6c0e9b1d3f5a7c9e-2b4d6f8a0c1e3a5c7e9b1d3f"
 _counter = itertools.count()
+# The name of this process's Redis connections: a test that drops connections drops its own
+# only, not those of the other pytest-xdist workers sharing the server.
+REDIS_CLIENT_NAME = f"wwtest-{os.getpid()}"
+
+
+async def kill_own_redis_connections(kind: str) -> int:
+    """Drop, from a second client, this process's Redis connections of `kind` (normal or
+    pubsub), as the server would (CLIENT KILL); how many."""
+    killer = aioredis.Redis.from_url(redis_url())
+    try:
+        clients = await killer.client_list(_type=kind)
+        ids = [c["id"] for c in clients if c.get("name") == REDIS_CLIENT_NAME]
+        for client_id in ids:
+            await killer.client_kill_filter(_id=client_id)
+        return len(ids)
+    finally:
+        await killer.aclose()
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -146,7 +163,7 @@ async def pool(db: Database) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = redis_connect(redis_url())
+    client = redis_connect(f"{redis_url()}?client_name={REDIS_CLIENT_NAME}")
     yield client
     await client.aclose()
 
