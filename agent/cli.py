@@ -235,6 +235,62 @@ def cmd_member_add(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(_with_conn(settings, work))
 
 
+def cmd_member_remove(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(conn: Conn) -> None:
+        household = await _household(conn, args.household)
+        user = await _user(conn, args.user)
+        if not await access.remove_member(conn, household_id=household.id, user_id=user.id):
+            raise CommandError(f"{user.email} is not bound to this household")
+        await _announce(settings, user.id, household.id)
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_support_remove(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(conn: Conn) -> None:
+        household = await _household(conn, args.household)
+        user = await _user(conn, args.user)
+        if not await access.remove_support(conn, household_id=household.id, user_id=user.id):
+            raise CommandError(f"{user.email} is not assigned to this household")
+        await _announce(settings, user.id, household.id)
+
+    asyncio.run(_with_conn(settings, work))
+
+
+def cmd_user_revoke_tokens(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(conn: Conn) -> None:
+        user = await _user(conn, args.email)
+        after = await access.revoke_tokens_before_now(conn, user.id)
+        if after is None:  # deleted meanwhile
+            raise CommandError(f"no user with email {args.email}")
+        await _announce(settings, user.id, None)
+        print(after.isoformat())
+
+    asyncio.run(_with_conn(settings, work))
+
+
+async def _announce(settings: Settings, user_id: UUID, household_id: UUID | None) -> None:
+    """Tell the running service's open live streams that the user's access ended, as the
+    API's twin of the command does (agent.revocation_routes); the change is in PostgreSQL
+    already, so without Redis (or when it is down) the streams meet it at their resync."""
+    if settings.redis_url is None:
+        return
+    from agent.live import LiveHub, Revocation
+    from quota.redis_store import connect as redis_connect
+
+    client = redis_connect(
+        settings.redis_url,
+        timeout=settings.redis_timeout,
+        ssl_ca=str(settings.redis_ssl_ca) if settings.redis_ssl_ca else None,
+    )
+    try:
+        await LiveHub(client, prefix=settings.quota_prefix).revoke(
+            Revocation(user_id, household_id)
+        )
+    finally:
+        await client.aclose()
+
+
 def cmd_support_add(settings: Settings, args: argparse.Namespace) -> None:
     async def work(conn: Conn) -> None:
         household = await _household(conn, args.household)
@@ -313,6 +369,10 @@ def parser() -> argparse.ArgumentParser:
     user_add = user.add_parser("add", help="create a user; prints its id")
     user_add.add_argument("email")
     user_add.add_argument("--role", required=True, choices=access.ROLES)
+    user_revoke = user.add_parser(
+        "revoke-tokens", help="refuse every token of the user issued before now; prints when"
+    )
+    user_revoke.add_argument("email")
 
     token = sub.add_parser("token", help="print a bearer token for a user")
     token.add_argument("--user", required=True, metavar="EMAIL")
@@ -332,14 +392,22 @@ def parser() -> argparse.ArgumentParser:
     dev_add.add_argument("--max-watts", required=True, type=float)
     dev_add.add_argument("--controllable", action="store_true")
 
-    mem = sub.add_parser("member", help="bind users to households")
-    mem_add = mem.add_subparsers(dest="action", required=True).add_parser("add")
+    mem = sub.add_parser("member", help="bind users to households, or unbind them")
+    mem_actions = mem.add_subparsers(dest="action", required=True)
+    mem_add = mem_actions.add_parser("add")
+    mem_remove = mem_actions.add_parser("remove", help="unbind; open live streams end at once")
+    mem_remove.add_argument("household", metavar="HOUSEHOLD_ID")
+    mem_remove.add_argument("user", metavar="EMAIL")
     mem_add.add_argument("household", metavar="HOUSEHOLD_ID")
     mem_add.add_argument("user", metavar="EMAIL")
     mem_add.add_argument("--role", required=True, choices=["owner", "member", "gateway"])
 
-    sup = sub.add_parser("support", help="assign support users to households")
-    sup_add = sup.add_subparsers(dest="action", required=True).add_parser("add")
+    sup = sub.add_parser("support", help="assign support users to households, or end it")
+    sup_actions = sup.add_subparsers(dest="action", required=True)
+    sup_add = sup_actions.add_parser("add")
+    sup_remove = sup_actions.add_parser("remove", help="end; open live streams end at once")
+    sup_remove.add_argument("household", metavar="HOUSEHOLD_ID")
+    sup_remove.add_argument("user", metavar="EMAIL")
     sup_add.add_argument("household", metavar="HOUSEHOLD_ID")
     sup_add.add_argument("user", metavar="EMAIL")
     sup_add.add_argument("--expires-at", default=None, help="ISO 8601 with a UTC offset")
@@ -358,7 +426,10 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
     ("household", "add"): cmd_household_add,
     ("device", "add"): cmd_device_add,
     ("member", "add"): cmd_member_add,
+    ("member", "remove"): cmd_member_remove,
     ("support", "add"): cmd_support_add,
+    ("support", "remove"): cmd_support_remove,
+    ("user", "revoke-tokens"): cmd_user_revoke_tokens,
 }
 
 

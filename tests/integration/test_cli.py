@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import sys
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import httpx
+import pytest
+import redis.asyncio as aioredis
 
 from agent.ask import ask
 from agent.settings import Settings
@@ -137,3 +142,66 @@ async def test_ask_ends_the_answer_line_before_its_notes(db: Database) -> None:
     assert answer, lines
     assert all(line.startswith("[") for line in lines[answer[0] + 1 :]), lines
     assert terminal.getvalue().endswith("\n")
+
+
+async def test_member_remove_support_remove_and_revoke_tokens_end_access_and_announce_it(
+    db: Database, client: httpx.AsyncClient, redis_client: aioredis.Redis
+) -> None:
+    if db.backend != "postgres":
+        pytest.skip("the CLI's access commands do not depend on the backend")
+    tariff = '{"currency": "EUR", "import_price_per_kwh": 0.3, "export_price_per_kwh": 0}'
+    household = await _ok(
+        db, "household", "add", "--name", "H", "--timezone", "Europe/Berlin", "--tariff", tariff
+    )
+    await _ok(db, "user", "add", "res@example.test", "--role", "resident")
+    await _ok(db, "user", "add", "help@example.test", "--role", "support")
+    await _ok(db, "member", "add", household, "res@example.test", "--role", "owner")
+    await _ok(db, "support", "add", household, "help@example.test")
+    resident = {"Authorization": f"Bearer {await _ok(db, 'token', '--user', 'res@example.test')}"}
+    helper = {"Authorization": f"Bearer {await _ok(db, 'token', '--user', 'help@example.test')}"}
+    ids = []
+    for headers in (resident, helper):
+        assert (await client.get(f"/v1/households/{household}", headers=headers)).status_code == 200
+        ids.append((await client.get("/v1/me", headers=headers)).json()["id"])
+    # The running service's live streams hear of each change on the channel agent.live reads
+    # (other tests' announcements may pass on it too).
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe("ww:q:live:revoked")
+
+    await _ok(db, "member", "remove", household, "res@example.test")
+    await _ok(db, "support", "remove", household, "help@example.test")
+    for headers in (resident, helper):
+        assert (await client.get(f"/v1/households/{household}", headers=headers)).status_code == 404
+    assert await _heard(pubsub, ids, 2) == [(ids[0], household), (ids[1], household)]
+    code, _, err = await _wattwise(db, "member", "remove", household, "res@example.test")
+    assert (code, err.strip()) == (2, "wattwise: res@example.test is not bound to this household")
+
+    after = await _ok(db, "user", "revoke-tokens", "res@example.test")
+    assert datetime.fromisoformat(after).tzinfo is not None
+    assert (await client.get("/v1/me", headers=resident)).status_code == 401
+    later = {"Authorization": f"Bearer {await _ok(db, 'token', '--user', 'res@example.test')}"}
+    assert (await client.get("/v1/me", headers=later)).status_code == 200
+    assert await _heard(pubsub, ids, 1) == [(ids[0], None)]
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def _heard(pubsub: Any, users: list[str], n: int) -> list[tuple[str, str | None]]:
+    """The next `n` announcements about `users` on the channel, within 5 s."""
+    heard: list[tuple[str, str | None]] = []
+    deadline = asyncio.get_running_loop().time() + 5
+    while len(heard) < n:
+        assert asyncio.get_running_loop().time() < deadline, f"heard {heard} of {n}"
+        message = await pubsub.get_message(timeout=1)
+        if message is None or message["type"] != "message":
+            continue  # the subscription's confirmation, or nothing yet
+        data = json.loads(message["data"])
+        if data["user_id"] in users:
+            heard.append((data["user_id"], data["household_id"]))
+    return heard
+
+
+async def _ok(db: Database, *args: str) -> str:
+    """Run the command; it succeeds, and what it printed is its one line."""
+    code, out, err = await _wattwise(db, *args)
+    assert code == 0, err
+    return out.strip()
