@@ -236,22 +236,28 @@ def cmd_member_add(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_member_remove(settings: Settings, args: argparse.Namespace) -> None:
-    async def work(conn: Conn) -> None:
-        household = await _household(conn, args.household)
-        user = await _user(conn, args.user)
-        if not await access.remove_member(conn, household_id=household.id, user_id=user.id):
-            raise CommandError(f"{user.email} is not bound to this household")
-        await _announce(settings, user.id, household.id)
-
-    asyncio.run(_with_conn(settings, work))
+    _end_access(settings, args, access.remove_member, "is not bound to this household")
 
 
 def cmd_support_remove(settings: Settings, args: argparse.Namespace) -> None:
+    _end_access(settings, args, access.remove_support, "is not assigned to this household")
+
+
+def _end_access(
+    settings: Settings,
+    args: argparse.Namespace,
+    remove: Callable[..., Awaitable[bool]],
+    none: str,
+) -> None:
+    """Unbind the user `args.user` from the household `args.household` with `remove`
+    (access.remove_member or remove_support), then announce it; `none`: why not, if it was
+    not there to remove."""
+
     async def work(conn: Conn) -> None:
         household = await _household(conn, args.household)
         user = await _user(conn, args.user)
-        if not await access.remove_support(conn, household_id=household.id, user_id=user.id):
-            raise CommandError(f"{user.email} is not assigned to this household")
+        if not await remove(conn, household_id=household.id, user_id=user.id):
+            raise CommandError(f"{user.email} {none}")
         await _announce(settings, user.id, household.id)
 
     asyncio.run(_with_conn(settings, work))
@@ -396,20 +402,14 @@ def parser() -> argparse.ArgumentParser:
     mem_actions = mem.add_subparsers(dest="action", required=True)
     mem_add = mem_actions.add_parser("add")
     mem_remove = mem_actions.add_parser("remove", help="unbind; open live streams end at once")
-    mem_remove.add_argument("household", metavar="HOUSEHOLD_ID")
-    mem_remove.add_argument("user", metavar="EMAIL")
-    mem_add.add_argument("household", metavar="HOUSEHOLD_ID")
-    mem_add.add_argument("user", metavar="EMAIL")
-    mem_add.add_argument("--role", required=True, choices=["owner", "member", "gateway"])
-
     sup = sub.add_parser("support", help="assign support users to households, or end it")
     sup_actions = sup.add_subparsers(dest="action", required=True)
     sup_add = sup_actions.add_parser("add")
     sup_remove = sup_actions.add_parser("remove", help="end; open live streams end at once")
-    sup_remove.add_argument("household", metavar="HOUSEHOLD_ID")
-    sup_remove.add_argument("user", metavar="EMAIL")
-    sup_add.add_argument("household", metavar="HOUSEHOLD_ID")
-    sup_add.add_argument("user", metavar="EMAIL")
+    for action in (mem_add, mem_remove, sup_add, sup_remove):
+        action.add_argument("household", metavar="HOUSEHOLD_ID")
+        action.add_argument("user", metavar="EMAIL")
+    mem_add.add_argument("--role", required=True, choices=["owner", "member", "gateway"])
     sup_add.add_argument("--expires-at", default=None, help="ISO 8601 with a UTC offset")
     return p
 

@@ -36,13 +36,14 @@ _counter = itertools.count()
 REDIS_CLIENT_NAME = f"wwtest-{os.getpid()}"
 
 
-async def kill_own_redis_connections(kind: str) -> int:
-    """Drop, from a second client, this process's Redis connections of `kind` (normal or
-    pubsub), as the server would (CLIENT KILL); how many."""
+async def kill_redis_connections(name: str = REDIS_CLIENT_NAME, kind: str | None = None) -> int:
+    """Drop, from a second client, the Redis connections named `name` (this process's by
+    default), of `kind` (normal or pubsub) if given, as the server would (CLIENT KILL);
+    how many. Only those: the Redis is shared with other tests and workers."""
     killer = aioredis.Redis.from_url(redis_url())
     try:
         clients = await killer.client_list(_type=kind)
-        ids = [c["id"] for c in clients if c.get("name") == REDIS_CLIENT_NAME]
+        ids = [c["id"] for c in clients if c.get("name") == name]
         for client_id in ids:
             await killer.client_kill_filter(_id=client_id)
         return len(ids)

@@ -24,7 +24,7 @@ from agent.settings import Settings
 from telemetry import access, households
 from telemetry.tariff import Tariff
 from tests.fakes.server import serving
-from tests.integration.conftest import MakeUser, kill_own_redis_connections
+from tests.integration.conftest import MakeUser, kill_redis_connections
 from tests.polling import eventually
 from tests.sse import Event, events, parse
 
@@ -297,7 +297,7 @@ async def test_a_lost_subscription_is_restored_and_the_state_read_again(
                 await stream.next()
                 async with asyncio.timeout(5):
                     await streaming.live.subscribed.wait()
-                assert await kill_own_redis_connections("pubsub") >= 1
+                assert await kill_redis_connections(kind="pubsub") >= 1
                 # Stored while the subscription is down: only the re-read can show it.
                 await _post(api, home, _reading(home.heater, 900))
                 state = await stream.until(lambda s: s["house_load_watts"] == 900.0)

@@ -19,7 +19,7 @@ from quota.redis_store import RedisStore
 from quota.redis_store import connect as redis_connect
 from tests.conftest import redis_url
 from tests.fakes.llm import FakeLLM, fake_llm, says
-from tests.integration.conftest import MakeUser
+from tests.integration.conftest import MakeUser, kill_redis_connections
 from tests.integration.fake_model import model_deps
 from tests.integration.homes import seeded_home
 
@@ -28,20 +28,6 @@ from tests.integration.homes import seeded_home
 async def fake() -> AsyncIterator[FakeLLM]:
     async with fake_llm() as server:
         yield server
-
-
-async def _kill(name: str) -> int:
-    """Kill, from a second client, every connection named `name` (and only those: the Redis
-    is shared with other tests)."""
-    killer = aioredis.Redis.from_url(redis_url())
-    try:
-        clients = await killer.client_list()
-        ids = [c["id"] for c in clients if c.get("name") == name]
-        for client_id in ids:
-            await killer.client_kill_filter(_id=client_id)
-        return len(ids)
-    finally:
-        await killer.aclose()
 
 
 async def test_a_dropped_redis_connection_does_not_fail_the_next_model_turn(
@@ -57,7 +43,7 @@ async def test_a_dropped_redis_connection_does_not_fail_the_next_model_turn(
             # Open the pool's connection (a read through the same script path), then drop
             # it from the server's side.
             await deps.quota.store.snapshot(user=user.id)
-            assert await _kill(name) >= 1
+            assert await kill_redis_connections(name) >= 1
             fake.replies.append(says("I don't know that yet.", prompt=500, completion=20))
             transport = httpx.ASGITransport(app=create_app(deps=deps))
             async with httpx.AsyncClient(transport=transport, base_url="http://wattwise.test") as c:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from agent.deps import Deps, quota_service
 from agent.http import _quota_refused, create_app
 from quota.core import QuotaExceeded, RateLimited
-from tests.integration.conftest import MakeUser, kill_own_redis_connections
+from tests.integration.conftest import MakeUser, kill_redis_connections
 
 
 async def test_usage_shows_what_was_used_and_what_remains(
@@ -76,7 +76,7 @@ async def test_usage_survives_a_dropped_redis_connection(
     _, headers = await make_user("resident")
     assert (await client.get("/v1/usage", headers=headers)).status_code == 200
     # Every other connection of this process is idle now: the pooled ones all drop.
-    assert await kill_own_redis_connections("normal") >= 1
+    assert await kill_redis_connections(kind="normal") >= 1
     response = await client.get("/v1/usage", headers=headers)  # a read: tried again
     assert response.status_code == 200, response.text
 
