@@ -40,7 +40,7 @@ from agent import actions, logs, narrator
 from agent.deps import Deps
 from agent.errors import WattwiseError
 from agent.llm import RoundEnd, TextDelta
-from agent.verify import Stated, check, facts, same, stated
+from agent.verify import Stated, adopt, check, facts, stated
 from context.builder import HouseholdContext, build_context
 from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
 from quota.prices import estimate_tokens
@@ -532,10 +532,9 @@ class Turn:
 
     def _adopt(self, value: str) -> None:
         """The value the person asked for, as the server validated it for a proposal or a
-        command: the server's figure from now on, no longer only the user's number."""
-        adopted = stated(value)
-        self.ledger.known += [f.value for f in adopted]
-        self.ledger.asked = [a for a in self.ledger.asked if not any(same(f, a) for f in adopted)]
+        command: the server's figure from now on (verify.adopt)."""
+        known, self.ledger.asked = adopt(value, self.ledger.asked)
+        self.ledger.known += known
 
     async def _consent(self, r: Route) -> AsyncIterator[TurnEvent]:
         if r.consent == "no":

@@ -203,19 +203,18 @@ def check(
     # somewhere in the turn): it passes only as theirs. Stated more precisely ("5.00 kWh" to
     # "more than 5 kWh?") it is the server's figure; a bare number ("0", "3") says too little
     # to tell. Both are judged as computed figures first.
-    users = [
-        (f, start)
+    theirs = {
+        start
         for f, start, _ in found
         if any(a.unit and f.decimals <= a.decimals and same(f, a) for a in asked)
-    ]
-    computed = [
-        (f, start) for f, start, _ in found if (f, start) not in users and supported(f, values)
-    ]
+    }
+    computed = [(f, start) for f, start, _ in found if start not in theirs and supported(f, values)]
+    computed_at = {start for _, start in computed}
     checked: list[Stated] = []
     quoted: list[Stated] = []
     unsupported: list[Stated] = []
     for figure, start, end in found:
-        if (figure, start) in computed:
+        if start in computed_at:
             checked.append(figure)
         elif any(same(figure, a) for a in asked) and _as_the_users(
             masked, figure, start, end, computed
@@ -238,6 +237,14 @@ def _base(figure: Stated) -> float:
 def _comparable(a: Stated, b: Stated) -> bool:
     """Same kind of quantity; a bare number takes the other's unit."""
     return not a.unit or not b.unit or _kind(a)[0] == _kind(b)[0]
+
+
+def adopt(value: str, asked: Sequence[Stated]) -> tuple[list[float], list[Stated]]:
+    """A value the server validated for a proposal or a command ("16 A" of "limit it to 16
+    A") is its figure from then on: its numbers, to join the known figures, and `asked`
+    without them, no longer only the user's."""
+    adopted = stated(value)
+    return [f.value for f in adopted], [a for a in asked if not any(same(f, a) for f in adopted)]
 
 
 def same(figure: Stated, typed: Stated) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from agent.turn import ActionProposed, CommandIssued, ToolOutput
-from agent.verify import Stated, facts, same, stated, supported
+from agent.verify import Stated, adopt, facts, same, stated, supported
 from evals.cases import Case
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from evals.runner import Homes, TurnResult, score_turn
@@ -155,11 +155,13 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
                         data["action_id"], data["command_id"], data["command"], data["replayed"]
                     )
                 )
-                asked = _adopt(data["command"]["value"], known, asked)
+                adopted, asked = adopt(data["command"]["value"], asked)
+                known += adopted
             elif kind == "data-action":
                 proposals.append(ActionProposed(data))
                 proposals_seen.append(data["id"])
-                asked = _adopt(data["value"], known, asked)
+                adopted, asked = adopt(data["value"], asked)
+                known += adopted
             elif kind == "tool-output-available":
                 outputs.append(ToolOutput(c["toolCallId"], c["output"]))
                 known += facts(c["output"])
@@ -196,11 +198,3 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
     for action_id in proposals_seen:  # the next case starts with nothing pending
         await remote.client.post(f"/v1/actions/{action_id}/cancel")
     return results
-
-
-def _adopt(value: str, known: list[float], asked: list[Stated]) -> list[Stated]:
-    """A value the server validated for a proposal or a command is its figure from then on
-    (as agent.turn does): known, and no longer only the user's number."""
-    adopted = stated(value)
-    known += [f.value for f in adopted]
-    return [a for a in asked if not any(same(f, a) for f in adopted)]
