@@ -281,14 +281,10 @@ async def _announce(settings: Settings, user_id: UUID, household_id: UUID | None
     already, so without Redis (or when it is down) the streams meet it at their resync."""
     if settings.redis_url is None:
         return
+    from agent.deps import redis_client
     from agent.live import LiveHub, Revocation
-    from quota.redis_store import connect as redis_connect
 
-    client = redis_connect(
-        settings.redis_url,
-        timeout=settings.redis_timeout,
-        ssl_ca=str(settings.redis_ssl_ca) if settings.redis_ssl_ca else None,
-    )
+    client = redis_client(settings, settings.redis_url)
     try:
         await LiveHub(client, prefix=settings.quota_prefix).revoke(
             Revocation(user_id, household_id)

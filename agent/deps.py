@@ -242,6 +242,17 @@ async def run_migrations(dsn: str) -> None:
         await conn.close()
 
 
+def redis_client(settings: Settings, url: str) -> aioredis.Redis:
+    """A client of the Redis at `url` (settings.redis_url) with the settings' pool size,
+    timeout and TLS CA."""
+    return redis_connect(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout,
+        ssl_ca=str(settings.redis_ssl_ca) if settings.redis_ssl_ca else None,
+    )
+
+
 @asynccontextmanager
 async def open_deps(settings: Settings, lifecycle: Lifecycle | None = None) -> AsyncIterator[Deps]:
     """Migrate, open the pool and Redis, and close them again on the way out."""
@@ -252,12 +263,7 @@ async def open_deps(settings: Settings, lifecycle: Lifecycle | None = None) -> A
     client: aioredis.Redis | None = None
     try:
         if settings.redis_url is not None:
-            client = redis_connect(
-                settings.redis_url,
-                max_connections=settings.redis_max_connections,
-                timeout=settings.redis_timeout,
-                ssl_ca=str(settings.redis_ssl_ca) if settings.redis_ssl_ca else None,
-            )
+            client = redis_client(settings, settings.redis_url)
             async for attempt in _retrying():
                 with attempt:
                     await client.ping()
