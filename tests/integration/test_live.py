@@ -425,7 +425,9 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_a_removed_member_stops_receiving_live_data_at_once_in_every_process(
+@pytest.mark.parametrize("access_of", ["members", "support"])
+async def test_a_removed_member_or_support_assignment_ends_the_stream_at_once_in_every_process(
+    access_of: str,
     settings: Settings,
     pool: asyncpg.Pool,
     redis_client: aioredis.Redis,
@@ -433,47 +435,30 @@ async def test_a_removed_member_stops_receiving_live_data_at_once_in_every_proce
     make_user: MakeUser,
 ) -> None:
     _, admin = await make_user("admin")
+    if access_of == "members":
+        user_id, headers = home.resident_id, home.resident
+    else:
+        support, headers = await make_user("support")
+        user_id = support.id
+        async with pool.acquire() as conn:
+            await access.assign_support(
+                conn, household_id=home.id, user_id=support.id, expires_at=None
+            )
     async with (
         _two_processes(settings, pool, redis_client) as (a, b),
         _asgi_client(a) as api,
         serving(create_app(deps=b)) as url,
     ):
-        async for stream in _open(url, home.stream, home.resident):
+        async for stream in _open(url, home.stream, headers):
             await _listening(stream, b)
             removed = await api.delete(
-                f"/v1/households/{home.id}/members/{home.resident_id}", headers=admin
+                f"/v1/households/{home.id}/{access_of}/{user_id}", headers=admin
             )
             assert removed.status_code == 204, removed.text
             assert await _ending(stream) == "access_revoked"
             break
-        refused = await api.get(home.stream, headers=home.resident)
+        refused = await api.get(home.stream, headers=headers)
         assert refused.status_code == 404
-
-
-async def test_a_removed_support_assignment_ends_the_support_stream_at_once(
-    settings: Settings,
-    pool: asyncpg.Pool,
-    redis_client: aioredis.Redis,
-    home: Home,
-    make_user: MakeUser,
-) -> None:
-    _, admin = await make_user("admin")
-    support, support_headers = await make_user("support")
-    async with pool.acquire() as conn:
-        await access.assign_support(conn, household_id=home.id, user_id=support.id, expires_at=None)
-    async with (
-        _two_processes(settings, pool, redis_client) as (a, b),
-        _asgi_client(a) as api,
-        serving(create_app(deps=b)) as url,
-    ):
-        async for stream in _open(url, home.stream, support_headers):
-            await _listening(stream, b)
-            removed = await api.delete(
-                f"/v1/households/{home.id}/support/{support.id}", headers=admin
-            )
-            assert removed.status_code == 204, removed.text
-            assert await _ending(stream) == "access_revoked"
-            break
 
 
 async def test_a_revoked_token_ends_its_stream_and_is_refused_by_every_process(
