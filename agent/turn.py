@@ -36,8 +36,7 @@ from zoneinfo import ZoneInfo
 import openai
 from pydantic import BaseModel
 
-from agent import actions, logs, narrator
-from agent.deps import Deps
+from agent import actions, narrator
 from agent.errors import WattwiseError
 from agent.llm import RoundEnd, TextDelta
 from agent.verify import Stated, adopt, check, facts, stated
@@ -45,6 +44,8 @@ from context.builder import HouseholdContext, build_context
 from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
 from quota.prices import estimate_tokens
 from router import DeviceRef, Route, route
+from service import logs
+from service.deps import Deps
 from telemetry import access, households
 from telemetry.households import Device
 from telemetry.windows import Window

@@ -30,13 +30,13 @@ import asyncpg
 import httpx
 
 from bench.service import percentile, running_service, token
+from demo.seed import seed_household
+from demo.synthetic import fleet
 from telemetry import access, households, queries
 from telemetry.db import connect
 from telemetry.energy import INTERVALS_SQL
 from telemetry.migrate import migrate
 from telemetry.rollups import refresh_all
-from telemetry.seed import seed_household
-from telemetry.synthetic import fleet
 from telemetry.tariff import Tariff
 from telemetry.windows import resolve
 

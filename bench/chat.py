@@ -34,10 +34,10 @@ import httpx
 import redis.asyncio as aioredis
 
 from bench.service import free_port, percentile, service_process, token
+from demo.seed import seed_demo
 from telemetry.db import connect, scratch_database
 from telemetry.migrate import migrate
 from telemetry.rollups import refresh_all
-from telemetry.seed import seed_demo
 
 QUESTION = "how much energy did I use today?"
 PRICES = '{"bench-model": {"input": 0.15, "output": 0.6, "max_tokens": 512}}'

@@ -2,7 +2,8 @@
 public POST routes of the in-process app over a scratch database, with and without a token;
 prints how many ran, how many got a 5xx, how many answers were otherwise wrong (an error
 outside the one error shape), and how many ERROR or traceback log records appeared.
-The test suite runs the same strategies with a fixed seed (tests/integration/test_body_fuzz.py).
+The test suite runs the same strategies with a fixed seed (tests/integration/service/
+test_body_fuzz.py).
 
     .venv/bin/python -m bench.fuzz_bodies [--examples 5000] [--seed 0]
 
@@ -25,12 +26,12 @@ import httpx
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from agent.auth import TokenIssuer
-from agent.deps import build_deps
-from agent.http import create_app
-from agent.settings import Settings
 from bench.service import SECRET
 from quota.redis_store import connect as redis_connect
+from service.app import create_app
+from service.auth import TokenIssuer
+from service.deps import build_deps
+from service.settings import Settings
 from telemetry import access
 from telemetry.db import connect, create_pool, scratch_database
 from telemetry.migrate import migrate

@@ -22,10 +22,10 @@ from uuid import UUID
 
 import asyncpg
 
+from demo.synthetic import fleet, generate
 from telemetry import access, households, ingest
 from telemetry.db import connect
 from telemetry.migrate import migrate
-from telemetry.synthetic import fleet, generate
 from telemetry.tariff import Tariff
 
 BATCH = 50_000

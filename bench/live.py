@@ -33,10 +33,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.service import Service, percentile, service_process, token
+from demo.seed import seed_demo
 from telemetry import access
 from telemetry.db import connect, scratch_database
 from telemetry.migrate import migrate
-from telemetry.seed import seed_demo
 
 
 async def prepare(dsn: str) -> tuple[uuid.UUID, list[uuid.UUID], str, str]:

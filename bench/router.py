@@ -3,7 +3,7 @@ repeated for --seconds, with p50/p99 microseconds per message; baseline: casefol
 tokenising each message with one precompiled regex, the least any router does, measured in the
 same run.
 
-Then the worst case at the chat size limit (agent/chat_routes.py MAX_CHARS): for each family
+Then the worst case at the chat size limit (service/routes/chat.py MAX_CHARS): for each family
 of hostile messages (one huge word, thousands of unknown words, repeated names, windows,
 punctuation, unicode, control characters...) the slowest message's CPU time (the median of
 --repeats runs; CPU, not wall, time, so other work on a shared machine counts less) and the
@@ -29,9 +29,9 @@ from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, seed, settings
 
-from agent.chat_routes import MAX_CHARS
 from router import route
 from router.evaluate import DEFAULT_CASES, load_cases
+from service.routes.chat import MAX_CHARS
 from tests.routing import HOUSEHOLD, MESSAGES, check
 
 _WORDS = re.compile(r"\w+|[^\w\s]")

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import httpx
 
-from agent.auth import TokenIssuer
+from service.auth import TokenIssuer
 
 SECRET = "bench-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -87,7 +87,7 @@ async def service_process(dsn: str, env: dict[str, str] | None = None) -> AsyncI
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "agent.cli",
+        "service.cli",
         "serve",
         env=environment,
         stdout=asyncio.subprocess.DEVNULL,

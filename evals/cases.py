@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from demo.synthetic import generate
 from evals import reference
 from evals.fixtures import DAYS, TARIFF, Fixture
-from telemetry.synthetic import generate
 
 DATASETS = Path(__file__).parent / "datasets"
 CAP = timedelta(minutes=15)

@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from agent import logs
-from agent.cli import resolve_settings
-from agent.settings import ConfigError, Settings
 from evals import cases, report
 from evals.remote import run_case_remote, seed_remote
 from evals.runner import TurnResult, eval_deps, run, seed, settings_for
+from service import logs
+from service.cli import resolve_settings
+from service.settings import ConfigError, Settings
 from telemetry.db import connect, create_pool, scratch_database
 from telemetry.migrate import migrate
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from telemetry.synthetic import DeviceSpec, HouseholdSpec, demo_household
+from demo.synthetic import DeviceSpec, HouseholdSpec, demo_household
 from telemetry.tariff import Tariff
 
 TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.32, export_price_per_kwh=0.08)

@@ -21,12 +21,12 @@ import httpx
 
 from agent.turn import ActionProposed, CommandIssued, ToolOutput
 from agent.verify import Stated, adopt, facts, same, stated, supported
+from demo.synthetic import generate
 from evals.cases import Case
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from evals.runner import Homes, TurnResult, score_turn
 from telemetry import access
 from telemetry.households import Household
-from telemetry.synthetic import generate
 
 BATCH = 50_000
 

@@ -31,8 +31,6 @@ from typing import Any
 import asyncpg
 
 from agent import actions
-from agent.deps import Deps, chat_model, token_issuer
-from agent.settings import Settings
 from agent.turn import (
     ActionProposed,
     CommandIssued,
@@ -45,6 +43,7 @@ from agent.turn import (
     Usage,
 )
 from agent.verify import Stated, check, sentences, stated
+from demo.seed import seed_household
 from evals.cases import CAP, Case, Figure, expected, own_values
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from quota.core import Limits, QuotaRefused
@@ -52,9 +51,10 @@ from quota.ledger import Ledger
 from quota.memory_store import MemoryStore
 from quota.prices import parse_prices
 from quota.service import QuotaService
+from service.deps import Deps, chat_model, token_issuer
+from service.settings import Settings
 from telemetry import access
 from telemetry.rollups import refresh_all
-from telemetry.seed import seed_household
 
 EVAL_EMAIL = "eval-{}@wattwise.local"
 # The eval's own quota: generous, so no limit refuses a case (quotas have their own tests).

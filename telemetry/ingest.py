@@ -187,7 +187,7 @@ class _Attributable:
 
 @dataclass(frozen=True)
 class Unreadable:
-    """An NDJSON line that is not a reading's JSON (agent.requests.document refused it):
+    """An NDJSON line that is not a reading's JSON (service.requests.document refused it):
     rejected at its index with this code and message, like any other bad reading."""
 
     code: str

@@ -11,9 +11,9 @@ from typing import get_args
 
 from hypothesis import strategies as st
 
-from agent.chat_routes import MAX_CHARS
 from router import Branch, DeviceRef, Route, resolve_window, route
 from router.grammar import grammar
+from service.routes.chat import MAX_CHARS
 
 __all__ = ["HOME", "HOUSEHOLD", "MAX_CHARS", "MESSAGES", "PIECES", "check"]
 

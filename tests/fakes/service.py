@@ -89,7 +89,7 @@ async def wattwise_serve(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "agent.cli",
+            "service.cli",
             "serve",
             env=environment,
             stdout=log,

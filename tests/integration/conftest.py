@@ -20,10 +20,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from agent.deps import Deps, build_deps
-from agent.http import create_app
-from agent.settings import Settings
 from quota.redis_store import connect as redis_connect
+from service.app import create_app
+from service.deps import Deps, build_deps
+from service.settings import Settings
 from telemetry import access
 from telemetry.db import connect, create_pool
 from telemetry.migrate import migrate

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from agent.deps import Deps, build_deps
-from agent.settings import Settings
+from service.deps import Deps, build_deps
+from service.settings import Settings
 from tests.fakes.llm import FAKE_PRICES, FakeLLM
 
 

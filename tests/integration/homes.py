@@ -8,10 +8,10 @@ from uuid import UUID
 
 import asyncpg
 
+from demo.seed import seed_household
+from demo.synthetic import demo_household
 from telemetry import access
 from telemetry.rollups import refresh_all
-from telemetry.seed import seed_household
-from telemetry.synthetic import demo_household
 from telemetry.tariff import Tariff
 
 TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08)

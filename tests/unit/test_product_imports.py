@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("agent", "tools", "context", "router", "quota", "telemetry")
+PRODUCT = ("service", "agent", "tools", "context", "router", "quota", "telemetry", "demo")
 OUTSIDE = frozenset({"evals", "bench", "tests"})
 
 

@@ -1,0 +1,277 @@
+"""The model's tools: strict-mode definitions, figures equal to the independent reference,
+one household only, and structured errors the model can correct."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from demo.seed import seed_household
+from demo.synthetic import demo_household, generate
+from evals import reference
+from telemetry import households
+from telemetry.rollups import refresh_all
+from telemetry.tariff import Tariff
+from tools import base
+from tools.catalog import TOOLS, for_branch
+from tools.windows import WindowArg, resolve
+
+CAP = timedelta(minutes=15)
+DAYS = 3.0
+TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08)
+ZONE = "Australia/Lord_Howe"
+
+# JSON Schema keywords OpenAI's strict mode accepts (its Structured Outputs "supported
+# schemas"); anything else, such as a default, is refused when the tool is registered.
+ALLOWED = {
+    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+    "anyOf", "$defs", "$ref", "description", "title", "pattern", "format",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "minItems", "maxItems", "minLength", "maxLength",
+}  # fmt: skip
+
+
+def _strict_problems(node: Any, path: str = "$") -> list[str]:
+    problems: list[str] = []
+    if isinstance(node, dict):
+        for key in node:
+            if key not in ALLOWED:
+                problems.append(f"{path}: keyword {key!r} is not supported in strict mode")
+        if node.get("type") == "object" or "properties" in node:
+            props = node.get("properties", {})
+            if node.get("additionalProperties") is not False:
+                problems.append(f"{path}: additionalProperties must be false")
+            if sorted(node.get("required", [])) != sorted(props):
+                problems.append(f"{path}: every property must be required")
+        for key in ("properties", "$defs"):
+            for name, child in node.get(key, {}).items():
+                problems += _strict_problems(child, f"{path}.{name}")
+        for key in ("items",):
+            if key in node:
+                problems += _strict_problems(node[key], f"{path}[]")
+        for i, child in enumerate(node.get("anyOf", [])):
+            problems += _strict_problems(child, f"{path}|{i}")
+    return problems
+
+
+def test_every_tool_definition_is_valid_in_strict_mode() -> None:
+    assert len(TOOLS) >= 10
+    for tool in TOOLS.values():
+        definition = tool.definition()
+        function = definition["function"]
+        assert definition["type"] == "function"
+        assert function["name"] == tool.name
+        assert function["strict"] is True
+        params = function["parameters"]
+        assert params["type"] == "object"  # the root is an object, never anyOf
+        assert _strict_problems(params) == [], tool.name
+        # The household is never the model's to choose.
+        text = json.dumps(params).lower()
+        assert "household" not in text, tool.name
+
+
+def test_each_branch_sees_only_its_tools() -> None:
+    names = {b: {t.name for t in for_branch(b)} for b in ("energy", "cost", "action")}
+    assert "propose_device_action" in names["action"]
+    assert "propose_device_action" not in names["energy"] | names["cost"]
+    assert "cost_breakdown" in names["cost"]
+    assert "cost_breakdown" not in names["energy"] | names["action"]
+    assert {"energy_summary", "top_devices", "device_usage", "solar_summary"} <= names["energy"]
+
+
+@dataclasses.dataclass
+class Home:
+    ctx: base.ToolContext
+    readings: list[reference.Raw]
+    ids: dict[str, UUID]
+    other: households.Device
+
+
+@pytest.fixture
+async def home(pool: asyncpg.Pool) -> AsyncIterator[Home]:
+    spec = dataclasses.replace(demo_household(), timezone=ZONE)
+    end = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    async with pool.acquire() as conn:
+        seeded = await seed_household(conn, spec, tariff=TARIFF, days=DAYS, seed=4, end=end)
+        other = await seed_household(
+            conn, dataclasses.replace(spec, name="Other"), tariff=TARIFF, days=0.1, seed=5, end=end
+        )
+        await refresh_all(conn, cap=CAP, now=end - timedelta(hours=3))
+        devices = await households.list_devices(conn, seeded.household.id)
+        # A device only the other household has: its name must mean nothing here.
+        await households.create_device(
+            conn,
+            household_id=other.household.id,
+            name="Sauna",
+            kind="consumer",
+            controllable=True,
+            max_watts=9000,
+        )
+        other_devices = await households.list_devices(conn, other.household.id)
+        start = end - timedelta(days=DAYS)
+        readings = [
+            reference.Raw(r.device_key, r.ts, r.watts)
+            for r in generate(spec, start=start, days=DAYS, seed=4)
+        ]
+        ctx = base.ToolContext(conn, seeded.household, devices, datetime.now(UTC), CAP)
+        yield Home(ctx, readings, seeded.device_ids, other_devices[0])
+
+
+async def _call(home: Home, name: str, args: dict[str, Any], branch: base.Branch = "energy") -> Any:
+    return await base.call(TOOLS, name, json.dumps(args), home.ctx, branch)
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-9
+
+
+def _want(home: Home, arg: WindowArg) -> reference.Figures:
+    window = resolve(arg, timezone=ZONE, now=home.ctx.now)
+    return reference.figures(
+        [reference.Dev(d.key, d.kind) for d in demo_household().devices],
+        home.readings,
+        start=window.start,
+        end=window.end,
+        now=home.ctx.now,
+        cap=CAP,
+        tariff=TARIFF,
+        timezone=ZONE,
+    )
+
+
+YESTERDAY = {"name": "yesterday", "first_date": None, "last_date": None}
+
+
+async def test_energy_summary_and_cost_match_the_reference(home: Home) -> None:
+    want = _want(home, WindowArg.model_validate(YESTERDAY))
+    got = await _call(home, "energy_summary", {"window": YESTERDAY})
+    totals = got["totals"]
+    assert _close(totals["consumption_kwh"], want.consumption_kwh)
+    assert _close(totals["solar_kwh"], want.solar_kwh)
+    assert _close(totals["grid_import_kwh"], want.import_kwh)
+    assert _close(totals["grid_export_kwh"], want.export_kwh)
+    assert got["fresh_as_of"] is not None
+    assert len(got["top_devices"]) <= 5
+    cost = await _call(home, "cost_breakdown", {"window": YESTERDAY}, "cost")
+    assert _close(cost["estimated_cost"], want.cost)
+    assert _close(cost["export_credit"], want.export_credit)
+    assert _close(cost["net_cost"], want.net_cost)
+
+
+async def test_device_usage_matches_the_reference_and_sums_its_buckets(home: Home) -> None:
+    today = home.ctx.now.astimezone(ZoneInfo(ZONE)).date()
+    first = (today - timedelta(days=2)).isoformat()
+    window = {"name": "dates", "first_date": first, "last_date": first}
+    want = _want(home, WindowArg.model_validate_json(json.dumps(window)))
+    got = await _call(
+        home, "device_usage", {"device_name": "heat PUMP", "window": window, "step": "1h"}
+    )
+    assert got["device"] == "Heat pump"
+    assert _close(got["kwh"], want.per_device["heat_pump"][0])
+    assert _close(sum(b["kwh"] for b in got["buckets"]), got["kwh"])
+    assert len(got["buckets"]) in (23, 24, 25)  # Lord Howe shifts by half an hour, not one
+
+
+async def test_no_tool_reaches_another_household(home: Home) -> None:
+    # The other household's devices, by id or by a name only it has, mean nothing here;
+    # a name is all the model can give.
+    for other in (str(home.other.id), "Sauna"):
+        for name, args, branch in [
+            ("device_usage", {"device_name": other, "window": YESTERDAY, "step": "1d"},
+             "energy"),
+            ("propose_device_action", {"device_name": other, "op": "SET_POWER", "value": "OFF"},
+             "action"),
+        ]:  # fmt: skip
+            got = await _call(home, name, args, branch)  # type: ignore[arg-type]
+            assert got["error"]["code"] == "unknown_device"
+    found = await _call(home, "find_device", {"name": ""}, "action")
+    assert found["devices"] == []
+    assert (await _call(home, "find_device", {"name": "sauna"}, "action"))["devices"] == []
+    live = await _call(home, "live_status", {})
+    assert {d["name"] for d in live["devices"]} == {d.name for d in home.ctx.devices}
+
+
+def _w(name: str, first: str | None = None, last: str | None = None) -> dict[str, Any]:
+    return {"name": name, "first_date": first, "last_date": last}
+
+
+BAD_ARGUMENTS = [
+    ("energy_summary", {"window": _w("fortnight")}, "invalid_arguments", "window.name"),
+    ("energy_summary", {}, "invalid_arguments", "window"),
+    ("energy_summary", {"window": YESTERDAY, "household_id": "x"}, "invalid_arguments",
+     "household_id"),
+    ("top_devices", {"window": YESTERDAY, "limit": 0}, "invalid_arguments", "limit"),
+    ("top_devices", {"window": YESTERDAY, "limit": "5"}, "invalid_arguments", "limit"),
+    ("energy_summary", {"window": _w("dates", "2030-01-01", "2030-01-02")}, "invalid_range",
+     "window"),
+    ("energy_summary", {"window": _w("dates", "2026-11-05")}, "invalid_arguments", "window"),
+    ("device_usage", {"device_name": "Toaster", "window": YESTERDAY, "step": "1h"},
+     "unknown_device", "device_name"),
+    ("device_usage", {"device_name": "Fridge", "window": _w("last_30_days"), "step": "15m"},
+     "too_many_buckets", "step"),
+    ("cost_breakdown", {"window": YESTERDAY}, "unknown_tool", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "args", "code", "field"), BAD_ARGUMENTS)
+async def test_bad_arguments_come_back_as_structured_errors(
+    home: Home, name: str, args: dict[str, Any], code: str, field: str | None
+) -> None:
+    got = await _call(home, name, args)
+    assert set(got) == {"error"}
+    assert got["error"]["code"] == code
+    assert got["error"]["field"] == field
+    assert 0 < len(got["error"]["message"]) < 300
+
+
+async def test_a_proposal_is_checked_and_never_carried_out(home: Home) -> None:
+    got = await _call(
+        home,
+        "propose_device_action",
+        {"device_name": "dishwasher", "op": "SET_POWER", "value": "off"},
+        "action",
+    )
+    assert got["command"] == {"op": "SET_POWER", "device_name": "Dishwasher", "value": "OFF"}
+    assert got["requires_consent"] is True
+    refusals = [
+        ({"device_name": "Fridge", "op": "SET_POWER", "value": "OFF"}, "not_controllable"),
+        ({"device_name": "Dishwasher", "op": "SET_CHARGE_CURRENT", "value": "16"},
+         "unsupported_operation"),
+        ({"device_name": "EV charger", "op": "SET_CHARGE_CURRENT", "value": "64"}, "invalid_value"),
+        ({"device_name": "Battery", "op": "SET_BATTERY_RESERVE", "value": "-5"}, "invalid_value"),
+    ]  # fmt: skip
+    for args, code in refusals:
+        assert (await _call(home, "propose_device_action", args, "action"))["error"]["code"] == code
+    ok = await _call(
+        home,
+        "propose_device_action",
+        {"device_name": "EV charger", "op": "SET_CHARGE_CURRENT", "value": "16"},
+        "action",
+    )
+    assert ok["value"] == "16"
+    assert await home.ctx.conn.fetchval("SELECT count(*) FROM actions") == 0
+
+
+def test_window_arguments_name_periods_or_whole_dates() -> None:
+    now = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
+
+    def bounds(**kw: Any) -> tuple[date, date]:
+        arg = WindowArg.model_validate({"first_date": None, "last_date": None, **kw})
+        w = resolve(arg, timezone="UTC", now=now)
+        return w.start.date(), w.end.date()
+
+    assert bounds(name="this_week") == (date(2026, 3, 2), date(2026, 3, 4))
+    assert bounds(name="last_week") == (date(2026, 2, 23), date(2026, 3, 2))
+    assert bounds(name="last_month") == (date(2026, 2, 1), date(2026, 3, 1))
+    assert bounds(name="dates", first_date=date(2026, 2, 27), last_date=date(2026, 3, 1)) == (
+        date(2026, 2, 27),
+        date(2026, 3, 2),
+    )
