@@ -29,7 +29,7 @@ from agent.errors import Unavailable
 from demo.seed import extend_household, seed_demo, spec_devices
 from demo.synthetic import Continuation, demo_household
 from service.deps import Deps, token_issuer
-from service.routes.telemetry import store_readings
+from service.ingest import store_readings
 from service.settings import Settings
 from telemetry import access, ingest
 from telemetry.db import connect

@@ -1,5 +1,5 @@
 """The process's Prometheus metrics (prometheus-client), in a registry of its own, and
-`GET /metrics` in the text exposition format.
+their text exposition (served by service.routes.health).
 
 Labels are bounded sets: routes are path templates ("/v1/households/{household_id}/energy"),
 never paths, so a scanner's made-up URLs cannot grow the series. Gauges that describe
@@ -10,30 +10,26 @@ own figures; Prometheus sums over the instances it scrapes.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     gc_collector,
-    generate_latest,
     platform_collector,
     process_collector,
 )
-from starlette.requests import Request
-from starlette.responses import Response
 
-from agent.errors import Unauthorized
-from service.auth import bearer_token
 from telemetry import rollups
 
 if TYPE_CHECKING:
-    from service.deps import Deps
+    import asyncpg
+
     from telemetry.ingest import IngestResult
 
 log = logging.getLogger("wattwise.metrics")
@@ -176,16 +172,20 @@ class Metrics:
         for rejection in result.rejected:
             self.ingest_readings.labels("rejected", rejection.code).inc()
 
-    async def sample(self, deps: Deps) -> None:
-        """Read the gauges of shared state; a database that does not answer in time leaves
-        the rollup gauges as they were (the pool's are read from memory)."""
-        pool = deps.pool
+    async def sample(
+        self,
+        pool: asyncpg.Pool,
+        connection: Callable[[], AbstractAsyncContextManager[Any]],
+    ) -> None:
+        """Read the gauges of shared state: the pool's from memory, the rollups' over a
+        `connection()`; a database that does not answer in time leaves the rollup gauges as
+        they were."""
         size, idle = pool.get_size(), pool.get_idle_size()
         self.db_pool.labels("in_use").set(size - idle)
         self.db_pool.labels("idle").set(idle)
         self.db_pool.labels("max").set(pool.get_max_size())
         try:
-            async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS), deps.connection() as conn:
+            async with asyncio.timeout(SAMPLE_TIMEOUT_SECONDS), connection() as conn:
                 status = await rollups.status(conn)
                 dirty = await rollups.dirty_ranges(conn)
         except Exception as exc:  # a scrape reports what it can; it never fails for this
@@ -196,19 +196,3 @@ class Metrics:
             status.refresh_age if status.refresh_age is not None else float("nan")
         )
         self.rollup_dirty.set(dirty)
-
-
-async def endpoint(request: Request) -> Response:
-    """GET /metrics; with WATTWISE_METRICS_TOKEN set, only for `Authorization: Bearer
-    <that token>`."""
-    deps: Deps = request.app.state.deps
-    expected = deps.settings.metrics_token
-    if expected is not None:
-        try:
-            given = bearer_token(request.headers.get("authorization"))
-        except Unauthorized:
-            given = ""
-        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-            raise Unauthorized("GET /metrics needs the metrics token.", code="invalid_token")
-    await deps.metrics.sample(deps)
-    return Response(generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -21,7 +21,6 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from agent.errors import FieldError, InvalidRequest, NotFound, Unavailable
 from agent.turn import (
@@ -265,10 +264,3 @@ async def _whole(turn: Turn, completion_id: str, model: str) -> dict[str, Any]:
         "usage": _usage(usage),
         "wattwise": wattwise,
     }
-
-
-def routes() -> list[Route]:
-    return [
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/chat/completions", completions, methods=["POST"]),
-    ]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast, get_args
-from uuid import UUID
 
 import asyncpg
 from starlette.requests import Request
@@ -20,14 +18,14 @@ from agent.errors import (
     Unavailable,
     WattwiseError,
 )
+from service import ingest as service_ingest
 from service import requests
 from service.cache import OPEN_WINDOW_SECONDS
 from telemetry import access, households, ingest, live, queries, windows
 from telemetry.windows import Window
 
 if TYPE_CHECKING:
-    from service.deps import Deps
-    from telemetry.db import Conn
+    pass
 
 NDJSON = "application/x-ndjson"
 MAX_TOP_DEVICES = 20
@@ -79,7 +77,9 @@ async def post_telemetry(request: Request, conn: Any, user: access.User) -> Resp
         raise PayloadTooLarge(_too_many(str(len(items))))
     deps = requests.deps(request)
     try:
-        result = await store_readings(deps, conn, items, user_id=user.id, role=user.role)
+        result = await service_ingest.store_readings(
+            deps, conn, items, user_id=user.id, role=user.role
+        )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise Unavailable(
             "The database failed while storing this batch; nothing from it was stored. "
@@ -87,25 +87,6 @@ async def post_telemetry(request: Request, conn: Any, user: access.User) -> Resp
             code="database_unavailable",
         ) from exc
     return JSONResponse(result.public())
-
-
-async def store_readings(
-    deps: Deps, conn: Conn, items: Sequence[object], *, user_id: UUID, role: str
-) -> ingest.IngestResult:
-    """ingest.store under the service's policy, then what the process does with a stored
-    batch: the live streams hear of it, the metrics count it. POST /v1/telemetry and the
-    demo's simulated gateway (service/demo_command.py) both store this way."""
-    settings = deps.settings
-    policy = ingest.Policy(
-        now=datetime.now(UTC),
-        cap=timedelta(seconds=settings.gap_cap_seconds),
-        retention=timedelta(days=settings.raw_retention_days),
-    )
-    result = await ingest.store(conn, items, user_id=user_id, role=role, policy=policy)
-    # Committed: the live streams may hear of it now. publish() never waits.
-    deps.live.publish(result.latest)
-    deps.metrics.ingested(result)
-    return result
 
 
 def _cap(request: Request) -> timedelta:

@@ -32,7 +32,7 @@ class DemoPage:
     token: str
 
 
-async def _asset(request: Request) -> Response:
+async def asset(request: Request) -> Response:
     name = request.url.path.lstrip("/")
     response = await ASSETS.get_response(name, request.scope)
     response.headers["cache-control"] = ASSET_CACHE
@@ -72,13 +72,3 @@ def demo_route(page: DemoPage) -> Route:
         )
 
     return Route("/", demo, methods=["GET"])
-
-
-def routes(demo: DemoPage | None = None) -> list[Route]:
-    found = [
-        Route("/widget.js", _asset, methods=["GET", "HEAD"]),
-        Route("/widget.css", _asset, methods=["GET", "HEAD"]),
-    ]
-    if demo is not None:
-        found.append(demo_route(demo))
-    return found
