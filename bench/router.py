@@ -29,8 +29,8 @@ from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, seed, settings
 
+from evals.router_eval import DEFAULT_CASES, load_cases
 from router import route
-from router.evaluate import DEFAULT_CASES, load_cases
 from service.routes.chat import MAX_CHARS
 from tests.routing import HOUSEHOLD, MESSAGES, check
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from router.grammar import Grammar, grammar
-from telemetry.kinds import DeviceKind
+from router.kinds import DeviceKind
 
 MARKER = "\x00"  # a whole device name becomes one token: MARKER and its number in the message
 _SUMMED_KINDS: frozenset[DeviceKind] = frozenset({"solar"})  # "solar" means all arrays

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from router import rules
+import router.rules as rules
 from router.devices import DeviceRef, household
 from router.grammar import grammar
 from router.lexicon import Consent

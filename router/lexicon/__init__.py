@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from telemetry.kinds import DeviceKind
+from router.kinds import DeviceKind
 
 Consent = Literal["yes", "no"]
 PowerValue = Literal["ON", "OFF"]

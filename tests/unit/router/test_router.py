@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from evals.router_eval import DEFAULT_CASES, load_cases, score
 from router import ActionRef, DayRef, DeviceRef, Route, WindowRef, resolve_window, route
+from router import kinds as router_kinds
 from router.devices import distance
-from router.evaluate import DEFAULT_CASES, load_cases, score
 from router.grammar import grammar
+from telemetry import kinds as telemetry_kinds
 from tests.routing import HOME
 
 HEATERS = (
@@ -463,3 +465,7 @@ def test_a_verb_alone_in_its_clause_routes(text: str) -> None:
     r = routed(text)
     assert r.action is None
     assert r.branch != "action"
+
+
+def test_the_router_knows_the_device_kinds_telemetry_stores() -> None:
+    assert router_kinds.DEVICE_KINDS == telemetry_kinds.DEVICE_KINDS

@@ -6,7 +6,10 @@ days, start, end, weekday: dates as YYYY-MM-DD, a day without a year as --MM-DD 
 devices, ambiguous, op, value, device (the action's device), consent and also_report;
 absent fields are null, [] or false. A route is right when all of them match.
 
-    .venv/bin/python -m router.evaluate [evals/router/router.jsonl]
+    .venv/bin/python -m evals.router_eval [evals/router/router.jsonl]
+
+It lives with the other evaluations, beside its data, and runs from the checkout: the
+router itself reads no files.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from router.devices import DeviceRef
 from router.route import Route, route
 from router.windows import DayRef, WindowRef
 
-DEFAULT_CASES = Path(__file__).resolve().parent.parent / "evals" / "router" / "router.jsonl"
+DEFAULT_CASES = Path(__file__).resolve().parent / "router" / "router.jsonl"
 _EXPECT_FIELDS = frozenset(
     {"branch", "window", "devices", "ambiguous", "op", "value", "device", "consent", "also_report"}
 )
