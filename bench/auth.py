@@ -19,8 +19,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from bench.service import percentile
+from evals.scratch import scratch_database
 from telemetry import access, households
-from telemetry.db import connect, scratch_database
+from telemetry.db import connect
 from telemetry.migrate import migrate
 from telemetry.tariff import Tariff
 

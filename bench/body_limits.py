@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator
 import httpx
 
 from bench.service import Service, service_process, token
+from evals.scratch import scratch_database
 from telemetry import access
-from telemetry.db import connect, scratch_database
+from telemetry.db import connect
 from telemetry.migrate import migrate
 
 CHUNK = 64 * 1024

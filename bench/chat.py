@@ -35,7 +35,8 @@ import redis.asyncio as aioredis
 
 from bench.service import free_port, percentile, service_process, token
 from demo.seed import seed_demo
-from telemetry.db import connect, scratch_database
+from evals.scratch import scratch_database
+from telemetry.db import connect
 from telemetry.migrate import migrate
 from telemetry.rollups import refresh_all
 

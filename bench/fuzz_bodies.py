@@ -27,13 +27,14 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from bench.service import SECRET
+from evals.scratch import scratch_database
 from quota.redis_store import connect as redis_connect
 from service.app import create_app
 from service.auth import TokenIssuer
 from service.deps import build_deps
 from service.settings import Settings
 from telemetry import access
-from telemetry.db import connect, create_pool, scratch_database
+from telemetry.db import connect, create_pool
 from telemetry.migrate import migrate
 from tests.hostile import Target, alarming, make_target, probes, problem
 

@@ -34,8 +34,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.service import Service, percentile, service_process, token
 from demo.seed import seed_demo
+from evals.scratch import scratch_database
 from telemetry import access
-from telemetry.db import connect, scratch_database
+from telemetry.db import connect
 from telemetry.migrate import migrate
 
 

@@ -21,10 +21,11 @@ from tqdm import tqdm
 from evals import cases, report
 from evals.remote import run_case_remote, seed_remote
 from evals.runner import TurnResult, eval_deps, run, seed, settings_for
+from evals.scratch import scratch_database
 from service import logs
 from service.cli import resolve_settings
 from service.settings import ConfigError, Settings
-from telemetry.db import connect, create_pool, scratch_database
+from telemetry.db import connect, create_pool
 from telemetry.migrate import migrate
 
 THRESHOLDS = ("routing", "numeric", "faithfulness", "consent", "scoping")

@@ -1,6 +1,6 @@
 """The eval's fixture households: synthetic telemetry from fixed seeds, so a dataset's
 expectations name devices and windows, and the runner computes every expected figure with
-the independent reference integrator (tests/reference.py), never with the code under test.
+the independent reference integrator (evals/reference.py), never with the code under test.
 
     home        the demo household (Europe/Berlin): heat pump, EV charger, fridge,
                 dishwasher, solar, grid meter, battery; the user's own home
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from demo.synthetic import DeviceSpec, HouseholdSpec, demo_household
-from telemetry.tariff import Tariff
+from service.schemas import Tariff  # a household's tariff, as the API takes it
 
 TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.32, export_price_per_kwh=0.08)
 DAYS = 9.0  # of readings before each fixture's end: enough for "last 7 days"

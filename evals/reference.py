@@ -2,7 +2,8 @@
 
 The integration tests compute every endpoint's figures a second time with this module and
 compare. It is deliberately plain: loops over sorted readings, float arithmetic, zoneinfo.
-Nothing here is shared with telemetry/ except the Tariff model.
+Nothing here is shared with telemetry/: a tariff is read only through the fields the API
+gives it (`TariffLike`), and its prices are looked up here, again.
 
 The contract it implements:
 
@@ -29,13 +30,11 @@ import bisect
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
-
-    from telemetry.tariff import Tariff, Weekday
+    from collections.abc import Iterable, Iterator, Sequence
 
 __all__ = [
     "KINDS",
@@ -53,7 +52,51 @@ KINDS = ("consumer", "solar", "grid", "battery", "ev_charger")
 CONSUMING_KINDS = ("consumer", "ev_charger")
 
 # date.weekday() numbers Monday as 0; the tariff names days.
-_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class PeriodLike(Protocol):
+    """A time-of-use period as the API states it: weekdays, HH:MM from (inclusive) and to
+    (exclusive, 24:00 for the end of the day), local time, and its import price."""
+
+    @property
+    def days(self) -> Sequence[str]: ...
+    @property
+    def start(self) -> str: ...
+    @property
+    def end(self) -> str: ...
+    @property
+    def import_price_per_kwh(self) -> float: ...
+
+
+class TariffLike(Protocol):
+    """A household's tariff, as the API states it."""
+
+    @property
+    def import_price_per_kwh(self) -> float: ...
+    @property
+    def export_price_per_kwh(self) -> float: ...
+    @property
+    def daily_fixed_charge(self) -> float: ...
+    @property
+    def time_of_use(self) -> Sequence[PeriodLike]: ...
+
+
+def _minute_of(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def import_price(tariff: TariffLike, local: datetime) -> float:
+    """The import price at local wall-clock time `local`: the first period naming its
+    weekday whose [start, end) holds its minute, else the flat price."""
+    day, minute = _WEEKDAYS[local.weekday()], local.hour * 60 + local.minute
+    for period in tariff.time_of_use:
+        if day in period.days and _minute_of(period.start) <= minute < _minute_of(period.end):
+            return period.import_price_per_kwh
+    return tariff.import_price_per_kwh
+
+
 _MINUTE = timedelta(minutes=1)
 _QUARTER_HOUR = timedelta(minutes=15)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -209,7 +252,7 @@ def _import_cost(
     end: datetime,
     now: datetime,
     cap: timedelta,
-    tariff: Tariff,
+    tariff: TariffLike,
     zone: ZoneInfo,
 ) -> float:
     """Money for the positive part of one grid device's power, priced minute by minute.
@@ -231,7 +274,7 @@ def _import_cost(
             offset = local.utcoffset()
             if offset is None or offset % _MINUTE:
                 raise ValueError(f"{zone.key} has a UTC offset that is not whole minutes")
-            price = tariff.import_price_at(_WEEKDAYS[local.weekday()], local.time())
+            price = import_price(tariff, local)
             cost += _wh(watts, piece_from, piece_until) / 1000.0 * price
             piece_from = piece_until
     return cost
@@ -264,7 +307,7 @@ def figures(
     end: datetime,
     now: datetime,
     cap: timedelta,
-    tariff: Tariff,
+    tariff: TariffLike,
     timezone: str,
 ) -> Figures:
     """Every figure of a household over [start, end), as of `now`."""

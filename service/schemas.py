@@ -12,7 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from telemetry.access import MemberRole, Role
 from telemetry.kinds import DeviceKind
-from telemetry.tariff import Tariff
+from telemetry.tariff import Tariff as Tariff  # the tariff body of the household API
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
-from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -153,20 +151,3 @@ if TYPE_CHECKING:
 
     # What a pool hands out and what connect() returns: both speak the query API.
     Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
-
-
-@asynccontextmanager
-async def scratch_database(admin_dsn: str, name: str) -> AsyncIterator[str]:
-    """A new, empty database `name` on the server of `admin_dsn` (replacing one left by a
-    crashed run); yields its DSN and drops it on the way out."""
-    dsn = urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield dsn
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()

@@ -11,8 +11,19 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from evals.reference import Dev, Raw, dedupe, device_wh, figures, kind_totals, series
+from evals.reference import (
+    Dev,
+    Raw,
+    dedupe,
+    device_wh,
+    figures,
+    import_price,
+    kind_totals,
+    series,
+)
 from telemetry.tariff import Tariff
 
 CAP = timedelta(minutes=15)
@@ -381,3 +392,39 @@ def test_a_period_in_the_repeated_dst_hour_applies_to_both_occurrences() -> None
     assert result.local_days == 1  # all on Sunday 27 October, local
     # 2 kWh x 1.00 + 1 kWh x 0.30 + one day's fixed charge.
     assert result.cost == pytest.approx(2.3 + 0.25)
+
+
+_PERIODS = st.lists(
+    st.tuples(
+        st.sets(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), min_size=1),
+        st.integers(0, 95),
+        st.integers(1, 96),
+        st.floats(0, 1),
+    ),
+    max_size=4,
+)
+
+
+def _hhmm(quarter: int) -> str:
+    return f"{quarter // 4:02d}:{quarter % 4 * 15:02d}"
+
+
+@given(_PERIODS, st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)))
+def test_the_reference_prices_import_as_the_tariff_does(
+    periods: list[tuple[set[str], int, int, float]], local: datetime
+) -> None:
+    """The reference looks prices up on its own; it must agree with the product's Tariff
+    wherever a tariff is valid (periods that do not overlap), at any wall-clock minute."""
+    chosen: list[tuple[set[str], int, int, float]] = []
+    for days, start, length, price in periods:
+        end = min(start + length, 96)
+        if not any(days & d and start < e and s < end for d, s, e, _ in chosen):
+            chosen.append((days, start, end, price))
+    tariff = _tariff(
+        time_of_use=[
+            {"days": sorted(d), "start": _hhmm(s), "end": _hhmm(e), "import_price_per_kwh": p}
+            for d, s, e, p in chosen
+        ]
+    )
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
+    assert import_price(tariff, local) == tariff.import_price_at(day, local.time())  # type: ignore[arg-type]
