@@ -1,7 +1,8 @@
 """The README's first command, as a newcomer runs it: a clean copy of the checkout (only the
 files git tracks), `./scripts/demo` making its own virtualenv with a plain install (no
 extras), every `wattwise` command's help, the demo on a free port, /readyz 200, one chat
-answered with a kWh figure, and a SIGTERM that leaves no process behind.
+answered with a kWh figure, and a SIGTERM that leaves no process behind; and the wheel a
+plain install builds holds the product's packages and data files, and nothing else.
 
 The working tree is copied rather than cloned so that the test runs what is about to be
 committed; in CI the checkout is itself a fresh clone of main.
@@ -15,7 +16,9 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from tests.fakes.server import free_port
 from tests.integration.demo_run import chat_text, command_lines
 
 ROOT = Path(__file__).resolve().parents[3]
+OUTSIDE = frozenset({"evals", "bench", "tests"})  # run from a checkout, never installed
 COMMANDS = [
     [], ["serve"], ["demo"], ["migrate"], ["ask"], ["seed-demo"], ["refresh"],
     ["user", "add"], ["token"], ["household", "add"], ["device", "add"], ["member", "add"],
@@ -143,6 +147,28 @@ def test_every_command_answers_help_on_a_plain_install(checkout: Path) -> None:
         env=_newcomer_env(checkout / "data"),
     )  # fmt: skip
     assert leaked.stdout.strip() == "[]"
+
+
+def test_the_wheel_holds_the_product_and_nothing_else(checkout: Path, tmp_path: Path) -> None:
+    """Every top-level package of the checkout is in the wheel, with its data files, except
+    what runs only from a checkout (evals, bench, tests)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), "."],
+        cwd=checkout, check=True, capture_output=True, env=_newcomer_env(checkout / "data"),
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("wattwise-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    product = {p.parent.name for p in checkout.glob("*/__init__.py")} - OUTSIDE
+    assert packages == product
+    modules = {
+        str(p.relative_to(checkout)) for name in product for p in (checkout / name).rglob("*.py")
+    }
+    assert modules <= set(names)
+    migrations = {f"telemetry/migrations/{p.name}" for p in checkout.glob("telemetry/migrations/*")}
+    assert migrations
+    assert migrations <= set(names)
+    assert {"service/static/widget.js", "service/static/widget.css"} <= set(names)
 
 
 async def _drain(stream: asyncio.StreamReader, seen: list[str]) -> None:
