@@ -5,19 +5,18 @@ the demo and benchmarks; tests use it for realistic fixtures.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from demo.synthetic import HouseholdSpec, Reading, demo_household, generate
-from telemetry.households import Household, create_device, create_household
-from telemetry.ingest import dirty_spans, record_stored
+from telemetry.households import Household, create_device, create_household, newest_readings
+from telemetry.ingest import load_history
 from telemetry.tariff import Tariff
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     from telemetry.db import Conn
 
@@ -25,7 +24,6 @@ DEMO_TARIFF = Tariff(
     currency="EUR", import_price_per_kwh=0.32, export_price_per_kwh=0.08, daily_fixed_charge=0.45
 )
 DEMO_OFFLINE_DEVICE = "fridge"
-_COPY_BATCH = 50_000
 DEFAULT_CAP = timedelta(minutes=15)
 
 
@@ -76,35 +74,8 @@ async def seed_household(
 async def _load(
     conn: Conn, device_ids: dict[str, UUID], readings: Iterable[Reading], cap: timedelta
 ) -> int:
-    """COPY readings in batches, then what ingest does after storing: mark the rollup
-    ranges of just these readings dirty, move the hot table forward, bump the version."""
-    first: dict[str, datetime] = {}
-    last: dict[str, datetime] = {}
-
-    def rows() -> Iterator[tuple[UUID, datetime, float]]:
-        for r in readings:
-            if r.device_key not in first or r.ts < first[r.device_key]:
-                first[r.device_key] = r.ts
-            if r.device_key not in last or r.ts > last[r.device_key]:
-                last[r.device_key] = r.ts
-            yield device_ids[r.device_key], r.ts, r.watts
-
-    stream = rows()
-    count = 0
-    while batch := list(itertools.islice(stream, _COPY_BATCH)):
-        await conn.copy_records_to_table(
-            "readings", records=batch, columns=["device_id", "ts", "watts"]
-        )
-        count += len(batch)
-    if count:
-        keys = list(last)
-        await record_stored(
-            conn,
-            [device_ids[k] for k in keys],
-            min(first.values()),
-            dirty_spans([(device_ids[k], first[k], last[k]) for k in keys], cap),
-        )
-    return count
+    rows = ((device_ids[r.device_key], r.ts, r.watts) for r in readings)
+    return await load_history(conn, rows, cap=cap)
 
 
 async def spec_devices(
@@ -112,15 +83,9 @@ async def spec_devices(
 ) -> tuple[dict[str, UUID], datetime | None]:
     """The household's devices by the spec's keys (matched by name; one the database lacks
     is left out) and the household's newest reading (the hot table holds each device's)."""
-    rows = await conn.fetch(
-        "SELECT d.id, lower(d.name) AS name, l.ts"
-        " FROM devices d LEFT JOIN device_latest l ON l.device_id = d.id"
-        " WHERE d.household_id = $1",
-        household_id,
-    )
-    by_name = {r["name"]: r["id"] for r in rows}
-    ids = {d.key: by_name[d.name.lower()] for d in spec.devices if d.name.lower() in by_name}
-    return ids, max((r["ts"] for r in rows if r["ts"] is not None), default=None)
+    newest = await newest_readings(conn, household_id)
+    ids = {d.key: newest[d.name.lower()][0] for d in spec.devices if d.name.lower() in newest}
+    return ids, max((ts for _, ts in newest.values() if ts is not None), default=None)
 
 
 async def extend_household(

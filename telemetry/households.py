@@ -186,6 +186,20 @@ async def create_device(
     return Device.from_record(row)
 
 
+async def newest_readings(
+    conn: Conn, household_id: UUID
+) -> dict[str, tuple[UUID, datetime | None]]:
+    """Each device's id and newest reading time (from the hot table), by lower-cased device
+    name; the time is None for a device with no reading yet."""
+    rows = await conn.fetch(
+        "SELECT d.id, lower(d.name) AS name, l.ts"
+        " FROM devices d LEFT JOIN device_latest l ON l.device_id = d.id"
+        " WHERE d.household_id = $1",
+        household_id,
+    )
+    return {r["name"]: (r["id"], r["ts"]) for r in rows}
+
+
 async def list_devices(conn: Conn, household_id: UUID) -> list[Device]:
     rows = await conn.fetch(
         f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE household_id = $1 ORDER BY lower(name)",

@@ -26,7 +26,7 @@ from telemetry.energy import floor_bucket, floor_to
 from telemetry.kinds import DeviceKind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Sequence
+    from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 
     from telemetry.db import Conn
 
@@ -470,6 +470,40 @@ async def record_stored(
     await conn.execute(_DIRTY_SQL, *dirty)
     await conn.execute(_VERSION_SQL, devices)
     return [Latest(r["household_id"], r["device_id"], r["ts"], r["watts"]) for r in moved]
+
+
+_LOAD_BATCH = 50_000
+
+
+async def load_history(
+    conn: Conn, rows: Iterable[tuple[UUID, datetime, float]], *, cap: timedelta
+) -> int:
+    """Bulk-load trusted (device_id, ts, watts) rows, such as a simulated history, without
+    the checks of store(): COPY in batches, then what store() does after storing
+    (record_stored) for just the devices and spans loaded. Returns the rows loaded."""
+    first: dict[UUID, datetime] = {}
+    last: dict[UUID, datetime] = {}
+
+    def tracked() -> Iterator[tuple[UUID, datetime, float]]:
+        for device_id, ts, watts in rows:
+            if device_id not in first or ts < first[device_id]:
+                first[device_id] = ts
+            if device_id not in last or ts > last[device_id]:
+                last[device_id] = ts
+            yield device_id, ts, watts
+
+    stream = tracked()
+    count = 0
+    while batch := list(itertools.islice(stream, _LOAD_BATCH)):
+        await conn.copy_records_to_table(
+            "readings", records=batch, columns=["device_id", "ts", "watts"]
+        )
+        count += len(batch)
+    if count:
+        devices = list(last)
+        spans = [(d, first[d], last[d]) for d in devices]
+        await record_stored(conn, devices, min(first.values()), dirty_spans(spans, cap))
+    return count
 
 
 async def store(
