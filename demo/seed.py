@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from demo.synthetic import HouseholdSpec, Reading, demo_household, generate
+from telemetry import access
 from telemetry.households import Household, create_device, create_household, newest_readings
 from telemetry.ingest import load_history
+from telemetry.rollups import refresh_all
 from telemetry.tariff import Tariff
 
 if TYPE_CHECKING:
@@ -69,6 +71,35 @@ async def seed_household(
         readings = generate(spec, start=start, days=days, seed=seed, offline_device=offline_device)
         count = await _load(conn, device_ids, readings, cap)
     return Seeded(household, device_ids, count)
+
+
+async def seed_owned(
+    conn: Conn,
+    spec: HouseholdSpec,
+    *,
+    owner: str,
+    tariff: Tariff,
+    days: float,
+    seed: int,
+    end: datetime | None = None,
+) -> Seeded:
+    """seed_household(), owned by the user with the email `owner` (a resident, created if
+    there is none). One transaction."""
+    async with conn.transaction():
+        user = await access.get_user_by_email(conn, owner)
+        if user is None:
+            user = await access.create_user(conn, email=owner, role="resident")
+        seeded = await seed_household(conn, spec, tariff=tariff, days=days, seed=seed, end=end)
+        await access.add_member(
+            conn, household_id=seeded.household.id, user_id=user.id, role="owner"
+        )
+    return seeded
+
+
+async def roll_up(conn: Conn, *, now: datetime | None = None, cap: timedelta = DEFAULT_CAP) -> None:
+    """Bring the rollups of the seeded readings up to `now`, as the service's refresher
+    would (a seed marks its ranges dirty and leaves them)."""
+    await refresh_all(conn, cap=cap, now=now)
 
 
 async def _load(
