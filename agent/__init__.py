@@ -1,1 +1,2 @@
-"""The turn pipeline, LLM providers, the action and consent protocol, the HTTP/SSE app and CLI."""
+"""The turn: its bounded loop and events, the model protocol and its one OpenAI adapter,
+prompts, the sentence gate, verification, the narrator, the action and consent protocol."""

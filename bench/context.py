@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.analytics import CAP, dataset
 from context.builder import PERIODS, build_context
+from quota.prices import estimate_tokens
 from telemetry import households, live, queries, windows
 from telemetry.db import create_pool
 
@@ -53,7 +54,9 @@ async def main_async(args: argparse.Namespace) -> None:
             for home in homes:
                 now = datetime.now(UTC)
                 started = time.perf_counter()
-                context = await build_context(connect, home, now=now, cap=CAP)
+                context = await build_context(
+                    connect, home, now=now, cap=CAP, estimate=estimate_tokens
+                )
                 took = time.perf_counter() - started
                 started = time.perf_counter()
                 async with pool.acquire() as conn:

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from quota.prices import estimate_tokens
 from telemetry import live, queries, windows
 from telemetry.households import Household
 
@@ -135,9 +134,11 @@ async def build_context(
     *,
     now: datetime,
     cap: timedelta,
+    estimate: Callable[[str], int],
     budget_tokens: int = DEFAULT_BUDGET_TOKENS,
 ) -> HouseholdContext:
-    """The summary for `household` as of `now`, within `budget_tokens` (estimated).
+    """The summary for `household` as of `now`, within `budget_tokens` as `estimate`
+    counts a text's tokens (the caller's, which it also reserves by).
 
     `connect` lends a connection; the periods are computed concurrently on several."""
 
@@ -216,12 +217,12 @@ async def build_context(
     # The most devices that fit; the summary without any device rows always goes out.
     shown = len(rows)
     text = render(shown)
-    while shown > 0 and estimate_tokens(text) > budget_tokens:
+    while shown > 0 and estimate(text) > budget_tokens:
         shown -= 1
         text = render(shown)
     return HouseholdContext(
         text=text,
-        tokens=estimate_tokens(text),
+        tokens=estimate(text),
         fresh_as_of=fresh,
         timezone=household.timezone,
         facts=facts,

@@ -19,14 +19,12 @@ from typing import Any
 
 import httpx
 
-from agent.turn import ActionProposed, CommandIssued, ToolOutput
+from agent.events import ActionProposed, CommandIssued, ToolOutput
 from agent.verify import Stated, adopt, facts, same, stated, supported
 from demo.synthetic import generate
 from evals.cases import Case
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from evals.runner import Homes, TurnResult, score_turn
-from telemetry import access
-from telemetry.households import Household
 
 BATCH = 50_000
 
@@ -50,8 +48,7 @@ async def seed_remote(client: httpx.AsyncClient) -> Remote:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     fx = {name: Fixture(f.spec, f.seed, now) for name, f in fixtures(now).items()}
     me = (await client.get("/v1/me")).json()
-    user = access.User(uuid.UUID(me["id"]), me["email"], me["role"], now)
-    if user.role != "admin":
+    if me["role"] != "admin":
         raise RuntimeError("--token must be an administrator's: the harness seeds fixtures")
     ids: dict[str, str] = {}
     tag = uuid.uuid4().hex[:6]
@@ -87,22 +84,9 @@ async def seed_remote(client: httpx.AsyncClient) -> Remote:
         ]
         for i in range(0, len(readings), BATCH):
             await _post(client, "/v1/telemetry", {"readings": readings[i : i + BATCH]})
-    visible = {
-        name: access.Visible(
-            Household(
-                uuid.UUID(ids[name]),
-                f"eval {name}",
-                fx[name].spec.timezone,
-                TARIFF.currency,
-                TARIFF,
-                now,
-            ),
-            "admin",
-        )
-        for name in ("home", "chatham")
-    }
     foreign = tuple(d.name for d in fx["neighbour"].spec.devices if d.kind != "grid")
-    return Remote(client, Homes(user, visible, fx, foreign), ids)
+    mine = {name: uuid.UUID(ids[name]) for name in ("home", "chatham")}
+    return Remote(client, Homes(me["email"], mine, fx, foreign), ids)
 
 
 def _sse(body: str) -> list[dict[str, Any]]:

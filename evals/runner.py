@@ -27,44 +27,36 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from agent import actions
-from agent.turn import (
-    ActionProposed,
-    CommandIssued,
-    Failed,
-    Message,
-    RouteInfo,
-    Text,
-    ToolOutput,
-    Turn,
-    Usage,
-)
+from agent.events import ActionProposed, CommandIssued, Failed, RouteInfo, Text, ToolOutput, Usage
+from agent.turn import Message, Turn
 from agent.verify import Stated, check, sentences, stated
-from demo.seed import seed_household
+from demo.seed import roll_up, seed_owned
 from evals.cases import CAP, Case, Figure, expected, own_values
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
-from quota.core import Limits, QuotaRefused
-from quota.ledger import Ledger
-from quota.memory_store import MemoryStore
-from quota.prices import parse_prices
-from quota.service import QuotaService
-from service.deps import Deps, chat_model, token_issuer
+from service.ask import prepare, principal
+from service.deps import Deps, chat_model, quota_service, token_issuer
 from service.settings import Settings
-from telemetry import access
-from telemetry.rollups import refresh_all
 
 EVAL_EMAIL = "eval-{}@wattwise.local"
 # The eval's own quota: generous, so no limit refuses a case (quotas have their own tests).
-EVAL_LIMITS = Limits(10**12, 10**12, 10**15, rate_per_minute=10**6, burst=10**6)
+EVAL_QUOTAS = {
+    "user_daily_tokens": 10**12,
+    "user_monthly_tokens": 10**12,
+    "monthly_spend_cap": 10**9,
+    "rate_per_minute": 10**6,
+    "rate_burst": 10**6,
+}
 
 
 @dataclass
 class Homes:
-    user: access.User
-    visible: dict[str, access.Visible]
+    email: str  # the eval user's, who owns every fixture but the neighbour
+    households: dict[str, UUID]  # the eval user's, by fixture name
     fixtures: dict[str, Fixture]
     foreign_names: tuple[str, ...]  # the neighbour's device names
 
@@ -73,43 +65,40 @@ async def seed(conn: asyncpg.Connection, now: datetime | None = None) -> Homes:
     """The fixture households with their telemetry, rolled up, and the eval user who owns
     `home` and `chatham` (not the neighbour)."""
     fx = fixtures(now)
-    user = await access.create_user(
-        conn, email=EVAL_EMAIL.format(uuid.uuid4().hex[:8]), role="resident"
-    )
-    other = await access.create_user(
-        conn, email=EVAL_EMAIL.format(uuid.uuid4().hex[:8]), role="resident"
-    )
-    visible: dict[str, access.Visible] = {}
-    latest = max(f.now for f in fx.values())
+    email, other = (EVAL_EMAIL.format(uuid.uuid4().hex[:8]) for _ in range(2))
+    households: dict[str, UUID] = {}
     for name, fixture in fx.items():
-        seeded = await seed_household(
-            conn, fixture.spec, tariff=TARIFF, days=DAYS, seed=fixture.seed, end=fixture.end
+        owner = other if name == "neighbour" else email
+        seeded = await seed_owned(
+            conn,
+            fixture.spec,
+            owner=owner,
+            tariff=TARIFF,
+            days=DAYS,
+            seed=fixture.seed,
+            end=fixture.end,
         )
-        owner = other if name == "neighbour" else user
-        await access.add_member(
-            conn, household_id=seeded.household.id, user_id=owner.id, role="owner"
-        )
-        if owner is user:
-            _, seen = await access.user_with_household(conn, user.id, seeded.household.id)
-            assert seen is not None
-            visible[name] = seen
-    await refresh_all(conn, cap=CAP, now=latest)
+        if owner == email:
+            households[name] = seeded.household.id
+    await roll_up(conn, now=max(f.now for f in fx.values()), cap=CAP)
     foreign = tuple(d.name for d in fx["neighbour"].spec.devices if d.kind != "grid")
-    return Homes(user, visible, fx, foreign)
+    return Homes(email, households, fx, foreign)
 
 
 def eval_deps(settings: Settings, pool: asyncpg.Pool) -> Deps:
     """Deps for the eval: in-memory quotas with the eval's limits; the model of the
-    settings (none: the offline narrator)."""
-    quota = QuotaService(
-        MemoryStore(), Ledger(pool), prices=parse_prices(settings.model_prices), limits=EVAL_LIMITS
-    )
+    settings (none: the offline narrator), which must be priced (else UnpricedModel,
+    before any case runs)."""
+    quota = quota_service(settings.model_copy(update=EVAL_QUOTAS), pool, None)
+    model = chat_model(settings, quota)
+    if model is not None:
+        quota.prices.of(model.name)
     return Deps(
         settings=settings,
         pool=pool,
         tokens=token_issuer(settings),
         quota=quota,
-        model=chat_model(settings, quota),
+        model=model,
     )
 
 
@@ -249,20 +238,14 @@ def score_turn(
 # -- running ---------------------------------------------------------------------------
 
 
-async def _cancel_pending(deps: Deps, homes: Homes) -> None:
-    """A case ends with nothing pending, so the next one starts clean."""
-    async with deps.connection() as conn:
-        for seen in homes.visible.values():
-            for p in await actions.pending(
-                conn, household_id=seen.household.id, user_id=homes.user.id
-            ):
-                await actions.cancel(conn, p.id, homes.user)
-
-
 async def run_case(deps: Deps, homes: Homes, case: Case) -> list[TurnResult]:
     history: list[Message] = []
     results = []
-    seen = homes.visible[case.household]
+    async with deps.connection() as conn:
+        found = await principal(conn, homes.email, str(homes.households[case.household]))
+    if isinstance(found, str):
+        raise RuntimeError(f"case {case.id}: {found}")
+    user, seen = found
     fixture = homes.fixtures[case.household]
     for index, t in enumerate(case.turns):
         history.append(Message("user", t.user))
@@ -273,15 +256,19 @@ async def run_case(deps: Deps, homes: Homes, case: Case) -> list[TurnResult]:
         text: list[str] = []
         started = time.perf_counter()
         turn = Turn(
-            deps,
-            user=homes.user,
+            deps.turns,
+            user=user,
             seen=seen,
             messages=list(history),
             turn_id=f"eval-{uuid.uuid4().hex[:12]}",
             now=fixture.now,
         )
-        try:
-            await turn.prepare()
+        names: list[str] = []
+        refused = await prepare(turn)
+        if refused is not None:
+            result.error = refused.code
+        else:
+            names = turn.prepared.names
             async with aclosing(turn.events()) as events:
                 async for event in events:
                     match event:
@@ -303,8 +290,6 @@ async def run_case(deps: Deps, homes: Homes, case: Case) -> list[TurnResult]:
                             result.cost = event.cost
                         case Failed(code=code):
                             result.error = code
-        except QuotaRefused as exc:
-            result.error = exc.code
         result.latency_ms = (time.perf_counter() - started) * 1000
         result.answer = "".join(text).strip()
         if result.error:
@@ -319,11 +304,15 @@ async def run_case(deps: Deps, homes: Homes, case: Case) -> list[TurnResult]:
             outputs=outputs,
             known=turn.ledger.known,
             asked=turn.ledger.asked,
-            names=[d.name for d in turn.devices],
+            names=names,
         )
         history.append(Message("assistant", result.answer or "..."))
         results.append(result)
-    await _cancel_pending(deps, homes)
+    # A case ends with nothing pending, so the next one starts clean.
+    async with deps.connection() as conn:
+        for household_id in homes.households.values():
+            for p in await actions.pending(conn, household_id=household_id, user_id=user.id):
+                await actions.cancel(conn, p.id, user)
     return results
 
 
@@ -354,5 +343,4 @@ def settings_for(
     settings = base.model_copy(update=update)
     if not settings.llm_configured:
         raise ValueError("--provider openai needs --base-url or OPENAI_API_KEY")
-    parse_prices(settings.model_prices).of(settings.model)  # unpriced: refuse before running
     return settings

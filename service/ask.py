@@ -8,18 +8,17 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, TextIO
 from uuid import UUID
 
-from agent.turn import (
+from agent.events import (
     ActionProposed,
     CommandIssued,
     ContextInfo,
     Failed,
-    Message,
     RouteInfo,
     Text,
-    Turn,
     Usage,
     Verification,
 )
+from agent.turn import Message, Turn
 from quota.core import QuotaRefused
 from service.deps import open_deps
 from service.settings import Settings
@@ -42,24 +41,21 @@ async def ask(
     """Answer `question` for the user `email`; None on success, else why not."""
     async with open_deps(settings) as deps:
         async with deps.connection() as conn:
-            user = await access.get_user_by_email(conn, email)
-            if user is None:
-                return f"no user {email!r} (run `wattwise demo` or `wattwise user add` first)"
-            seen = await _household(conn, user, household)
-            if isinstance(seen, str):
-                return seen
+            found = await principal(conn, email, household)
+        if isinstance(found, str):
+            return found
+        user, seen = found
         turn = Turn(
-            deps,
+            deps.turns,
             user=user,
             seen=seen,
             messages=[Message("user", question)],
             style="voice" if voice else "chat",
             turn_id=uuid.uuid4().hex,
         )
-        try:
-            await turn.prepare()
-        except QuotaRefused as exc:
-            return f"{exc.code}: {exc.message}"
+        refused = await prepare(turn)
+        if refused is not None:
+            return f"{refused.code}: {refused.message}"
         midline = False  # the answer's last line is not ended yet
         async with aclosing(turn.events()) as events:
             async for event in events:
@@ -101,6 +97,27 @@ async def ask(
         if midline:
             out.write("\n")
     return None
+
+
+async def prepare(turn: Turn) -> QuotaRefused | None:
+    """turn.prepare(); the quota's refusal, if it refused the turn."""
+    try:
+        await turn.prepare()
+    except QuotaRefused as exc:
+        return exc
+    return None
+
+
+async def principal(
+    conn: Conn, email: str, household: str | None
+) -> tuple[access.User, access.Visible] | str:
+    """Who asks, and about which household (an id, or None for the user's only one), as a
+    turn takes them; else why not."""
+    user = await access.get_user_by_email(conn, email)
+    if user is None:
+        return f"no user {email!r} (run `wattwise demo` or `wattwise user add` first)"
+    seen = await _household(conn, user, household)
+    return seen if isinstance(seen, str) else (user, seen)
 
 
 async def _household(conn: Conn, user: access.User, household: str | None) -> access.Visible | str:

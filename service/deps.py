@@ -5,16 +5,16 @@ issuer. Opened once per process at startup (with bounded retries), closed at shu
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import openai
 import redis.asyncio as aioredis
 import redis.exceptions
 from tenacity import (
@@ -27,7 +27,8 @@ from tenacity import (
 )
 
 from agent.errors import Unavailable
-from agent.llm import ChatModel
+from agent.openai_model import OpenAIModel, openai_model
+from agent.turn import TurnDeps, TurnLimits, TurnRecord
 from quota.core import Limits
 from quota.ledger import Ledger
 from quota.memory_store import MemoryStore
@@ -35,6 +36,7 @@ from quota.prices import micro_units, parse_prices
 from quota.redis_store import RedisStore
 from quota.redis_store import connect as redis_connect
 from quota.service import QuotaService
+from service import logs
 from service.auth import TokenIssuer
 from service.cache import AnswerCache
 from service.lifecycle import Lifecycle
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger("wattwise.deps")
+turn_log = logging.getLogger("wattwise.turn")
 
 # A database or Redis that is still starting (a container, a failover) gets this long.
 STARTUP_RETRY_SECONDS = 30
@@ -74,7 +77,7 @@ class Deps:
     tokens: TokenIssuer
     quota: QuotaService
     redis: aioredis.Redis | None = None
-    model: ChatModel | None = None  # None: the offline narrator answers
+    model: OpenAIModel | None = None  # None: the offline narrator answers
     answers: AnswerCache = field(default_factory=AnswerCache)
     metrics: Metrics = field(default_factory=Metrics)
     lifecycle: Lifecycle = field(default_factory=lambda: Lifecycle(grace=20.0))
@@ -88,6 +91,11 @@ class Deps:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gate", asyncio.Semaphore(self.pool.get_max_size()))
+
+    @functools.cached_property
+    def turns(self) -> TurnDeps:
+        """What every chat turn of this process is given (turn_deps), built once."""
+        return turn_deps(self)
 
     async def _acquire(self) -> PoolConnectionProxy[asyncpg.Record]:
         # A coroutine function for tenacity: pool.acquire() returns an awaitable context,
@@ -189,24 +197,73 @@ def build_deps(
     )
 
 
-def chat_model(settings: Settings, quota: QuotaService) -> ChatModel | None:
+def chat_model(settings: Settings, quota: QuotaService) -> OpenAIModel | None:
     """The configured OpenAI-compatible model, or None for the offline narrator."""
     if not settings.llm_configured:
         return None
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
-    client = openai.AsyncOpenAI(
+    return openai_model(
         base_url=settings.openai_base_url,
-        api_key=key,
-        timeout=settings.llm_timeout_seconds,
-        max_retries=0,  # ChatModel is the one retry layer, and only before the first token
-    )
-    return ChatModel(
-        client,
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
         model=settings.model,
         quota=quota,
+        timeout=settings.llm_timeout_seconds,
         attempts=settings.llm_attempts,
         first_token_timeout=settings.llm_first_token_seconds,
     )
+
+
+def turn_deps(deps: Deps) -> TurnDeps:
+    """A chat turn's dependencies from the process's: the pool's connections, the model,
+    the quota, the settings' limits, the drain deadline (Lifecycle.bounded), and the
+    metrics and the log line of each finished turn."""
+    s = deps.settings
+    limits = TurnLimits(
+        gap_cap=timedelta(seconds=s.gap_cap_seconds),
+        action_ttl=timedelta(seconds=s.action_ttl_seconds),
+        over_budget=s.over_budget,
+        spend_currency=s.spend_currency,
+        deadline_seconds=s.turn_deadline_seconds,
+    )
+    return TurnDeps(
+        connection=deps.connection,
+        model=deps.model,
+        quota=deps.quota,
+        limits=limits,
+        observe=functools.partial(observe_turn, deps.metrics),
+        bound=deps.lifecycle.bounded,
+    )
+
+
+def observe_turn(metrics: Metrics, turn: TurnRecord) -> None:
+    """A finished turn, counted and timed, and logged as one `event: "turn"` line (the
+    user's message only with debug logging on)."""
+    branch, mode = turn.branch, turn.mode
+    metrics.turns.labels(branch, mode, turn.outcome).inc()
+    metrics.turn_seconds.labels(branch, mode).observe(turn.duration_seconds)
+    first_text = turn.first_text_seconds
+    if first_text is not None:
+        metrics.first_text_seconds.labels(branch, mode).observe(first_text)
+    facts: dict[str, Any] = {
+        "event": "turn",
+        "turn_id": turn.turn_id,
+        "user_id": str(turn.user_id),
+        "household_id": str(turn.household_id),
+        "branch": branch,
+        "rule": turn.rule,
+        "mode": mode,
+        "outcome": turn.outcome,
+        "degraded": turn.degraded,
+        "model": turn.model,
+        "prompt_tokens": turn.prompt_tokens,
+        "completion_tokens": turn.completion_tokens,
+        "cost": turn.cost,
+        "currency": turn.currency,
+        "first_text_ms": round(first_text * 1000, 1) if first_text is not None else None,
+        "duration_ms": round(turn.duration_seconds * 1000, 1),
+    }
+    if logs.debug_enabled():
+        facts["text"] = turn.text  # message bodies only with debug on
+    turn_log.info("turn %s: %s/%s %s", turn.turn_id, branch, mode, turn.outcome, extra=facts)
 
 
 def token_issuer(settings: Settings) -> TokenIssuer:
@@ -273,7 +330,7 @@ async def open_deps(settings: Settings, lifecycle: Lifecycle | None = None) -> A
         finally:
             await deps.live.close()
             if deps.model is not None:
-                await deps.model.client.close()
+                await deps.model.aclose()
     finally:
         if client is not None:
             await client.aclose()

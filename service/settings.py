@@ -128,6 +128,15 @@ class Settings(BaseSettings):
         validation_alias=_env("WATTWISE_LLM_FIRST_TOKEN_TIMEOUT"),
     )
     llm_attempts: int = Field(3, ge=1, le=10, validation_alias=_env("WATTWISE_LLM_ATTEMPTS"))
+    # The whole turn, model rounds and their tool calls included: past it the model is cut,
+    # and the narrator answers (or, once text has gone out, the turn ends turn_deadline).
+    turn_deadline_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        validation_alias=_env("WATTWISE_TURN_DEADLINE_SECONDS"),
+    )
     action_ttl_seconds: int = Field(
         300, ge=10, le=3600, validation_alias=_env("WATTWISE_ACTION_TTL_SECONDS")
     )

@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agent.turn import (
+from agent.events import (
     ActionProposed,
     CommandIssued,
     ContextInfo,

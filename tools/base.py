@@ -1,5 +1,7 @@
 """What a tool is: a typed argument model, a typed result model, the branches that may use
-it, and an OpenAI function definition in strict mode generated from the argument model.
+it, and a definition for the model (name, description, and a JSON schema in the "strict"
+form function-calling APIs accept: every property required, nothing else allowed, no
+defaults) generated from the argument model.
 
 The model never names the household: the server puts it in the ToolContext from the
 authenticated request. Arguments that fail validation come back to the model as a short
@@ -8,12 +10,11 @@ structured error it can correct, never as an exception.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-import openai
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from telemetry.households import Device, Household
@@ -45,7 +46,7 @@ class ToolContext:
 
     conn: Conn
     household: Household
-    devices: list[Device]
+    devices: Sequence[Device]
     now: datetime
     cap: timedelta
 
@@ -60,6 +61,16 @@ class ToolFailure(Exception):
         self.field = field
 
 
+@dataclass(frozen=True, eq=False)
+class ToolDefinition:
+    """What the model is told about a tool; `parameters` is a strict JSON schema (shared:
+    do not mutate)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Tool(Generic[A, R]):
     name: str
@@ -69,12 +80,49 @@ class Tool(Generic[A, R]):
     branches: frozenset[Branch]
     run: Callable[[ToolContext, A], Awaitable[R]]
 
-    def definition(self) -> dict[str, Any]:
-        """The OpenAI function definition, strict mode (all properties required, no
-        additional properties), from the argument model."""
-        return dict(
-            openai.pydantic_function_tool(self.args, name=self.name, description=self.description)
-        )
+    def definition(self) -> ToolDefinition:
+        return ToolDefinition(self.name, self.description, strict_schema(self.args))
+
+
+def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The argument model's JSON schema in strict form: every object closed
+    (additionalProperties false) with all its properties required, no null defaults, and a
+    $ref that has sibling keywords inlined."""
+    schema = model.model_json_schema()
+    return _strict(schema, schema)
+
+
+def _strict(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    for key in ("$defs", "definitions"):
+        for child in node.get(key, {}).values():
+            _strict(child, root)
+    if node.get("type") == "object" and "additionalProperties" not in node:
+        node["additionalProperties"] = False
+    if isinstance(properties := node.get("properties"), dict):
+        node["required"] = list(properties)
+        node["properties"] = {k: _strict(v, root) for k, v in properties.items()}
+    if isinstance(items := node.get("items"), dict):
+        node["items"] = _strict(items, root)
+    if isinstance(variants := node.get("anyOf"), list):
+        node["anyOf"] = [_strict(v, root) for v in variants]
+    if isinstance(parts := node.get("allOf"), list):
+        if len(parts) == 1:
+            node.update(_strict(parts[0], root))
+            node.pop("allOf")
+        else:
+            node["allOf"] = [_strict(p, root) for p in parts]
+    if "default" in node and node["default"] is None:
+        node.pop("default")
+    ref = node.get("$ref")
+    if isinstance(ref, str) and len(node) > 1:
+        # A $ref with sibling keywords (a description, say) is not allowed: inline it.
+        target: Any = root
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        node.update({**target, **node})
+        node.pop("$ref")
+        return _strict(node, root)
+    return node
 
 
 def error(code: str, message: str, field: str | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from telemetry import live as live_power
 from telemetry import queries, windows
 from telemetry.households import Device
 from telemetry.kinds import DeviceKind
-from tools.base import Args, Branch, Result, Tool, ToolContext, ToolFailure
+from tools.base import Args, Branch, Result, Tool, ToolContext, ToolDefinition, ToolFailure
 from tools.windows import WindowArg, resolve
 
 MAX_TOP = 20
@@ -592,7 +592,7 @@ def for_branch(branch: Branch) -> list[Tool[Any, Any]]:
 
 
 @functools.cache
-def definitions(branch: Branch) -> tuple[dict[str, Any], ...]:
-    """The branch's function definitions, built once (generating a JSON schema costs more
+def definitions(branch: Branch) -> tuple[ToolDefinition, ...]:
+    """The branch's tool definitions, built once (generating a JSON schema costs more
     than the rest of a turn's preparation). Shared: do not mutate."""
     return tuple(t.definition() for t in for_branch(branch))

@@ -1,6 +1,10 @@
 """The windows a tool may ask about: names, or whole local dates the server checks. The
 model never supplies an instant; telemetry.windows turns these into UTC bounds in the
-household's timezone."""
+household's timezone.
+
+The calendar periods (this and last week, last month) are computed here as the router
+computes them (router.windows.resolve_window; a test holds the two together): tools may
+import only telemetry."""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from router.windows import WindowRef, resolve_window
 from telemetry import windows
 from telemetry.windows import Window
 
@@ -35,8 +38,6 @@ _NAMED: dict[str, windows.WindowName] = {
     "last_30_days": "30days",
     "this_month": "month",
 }
-# Calendar periods: the router's own reading of them, so a tool and a route agree.
-_CALENDAR = {kind: WindowRef(kind) for kind in ("this_week", "last_week", "last_month")}
 MAX_DAYS = 400
 
 
@@ -77,7 +78,7 @@ def resolve(arg: WindowArg, *, timezone: str, now: datetime) -> Window:
         assert arg.last_date is not None
         first, end = arg.first_date, arg.last_date + timedelta(days=1)
     else:
-        first, until = resolve_window(_CALENDAR[arg.name], today)
+        first, until = calendar_days(arg.name, today)
         end = until or today + timedelta(days=1)  # to now: the telemetry layer clips it
     window = windows.resolve(
         None, timezone=timezone, now=now, start=first.isoformat(), end=end.isoformat()
@@ -85,29 +86,15 @@ def resolve(arg: WindowArg, *, timezone: str, now: datetime) -> Window:
     return Window(arg.name, window.start, window.end, window.timezone)
 
 
-_ROUTE_NAMES: dict[tuple[str, int | None], WindowName] = {
-    ("today", None): "today",
-    ("yesterday", None): "yesterday",
-    ("last_days", 1): "today",
-    ("last_days", 3): "last_3_days",
-    ("last_days", 7): "last_7_days",
-    ("last_days", 30): "last_30_days",
-    ("this_week", None): "this_week",
-    ("last_week", None): "last_week",
-    ("this_month", None): "this_month",
-    ("last_month", None): "last_month",
-}
-
-
-def from_route(ref: WindowRef | None, today: date) -> WindowArg:
-    """The tool window for a window the router read from a message (None: today). A named
-    period keeps its name; anything else becomes whole local dates."""
-    if ref is None:
-        return WindowArg(name="today", first_date=None, last_date=None)
-    key = (ref.kind, ref.days if ref.kind == "last_days" else None)
-    if key in _ROUTE_NAMES:
-        return WindowArg(name=_ROUTE_NAMES[key], first_date=None, last_date=None)
-    first, until = resolve_window(ref, today)
-    last = (until or today + timedelta(days=1)) - timedelta(days=1)
-    first = max(first, last - timedelta(days=MAX_DAYS - 1))
-    return WindowArg(name="dates", first_date=first, last_date=max(first, last))
+def calendar_days(name: WindowName, today: date) -> tuple[date, date | None]:
+    """The first local day of a calendar period and the day it ends before (None: it runs
+    to now): weeks run Monday to Sunday, and the current week and month include today."""
+    monday = today - timedelta(days=today.weekday())
+    first_of_month = today.replace(day=1)
+    if name == "this_week":
+        return monday, None
+    if name == "last_week":
+        return monday - timedelta(days=7), monday
+    if name == "last_month":
+        return (first_of_month - timedelta(days=1)).replace(day=1), first_of_month
+    raise ValueError(f"{name!r} is not a calendar period")

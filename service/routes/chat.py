@@ -23,6 +23,7 @@ from starlette.responses import Response
 from agent.errors import FieldError, InvalidRequest, PayloadTooLarge
 from agent.turn import Message, Turn
 from service import requests, ui_stream
+from service.deps import Deps
 from telemetry import access
 
 log = logging.getLogger("wattwise.chat")
@@ -143,7 +144,7 @@ def new_turn(
     style: Literal["chat", "voice"],
 ) -> Turn:
     return Turn(
-        requests.deps(request),
+        requests.deps(request).turns,
         user=user,
         seen=seen,
         messages=[Message(m.role, m.text) for m in body.messages],
@@ -153,14 +154,14 @@ def new_turn(
 
 
 def stream_response(
-    turn: Turn, endpoint: str, events: AsyncGenerator[str], **options: Any
+    deps: Deps, endpoint: str, events: AsyncGenerator[str], **options: Any
 ) -> Response:
     """A turn's stream, counted among the open streams of `endpoint`; kept open through a
     drain until the turn ends by itself or is cut at the deadline (service.lifecycle), which
     sse-starlette must not pre-empt."""
 
     async def tracked() -> AsyncIterator[str]:
-        with turn.deps.metrics.streams.labels(endpoint).track_inprogress():
+        with deps.metrics.streams.labels(endpoint).track_inprogress():
             async with aclosing(events):
                 async for event in events:
                     yield event
@@ -169,7 +170,7 @@ def stream_response(
         tracked(),
         ping=KEEPALIVE_SECONDS,
         sep="\n",
-        shutdown_grace_period=turn.deps.lifecycle.grace + DRAIN_MARGIN_SECONDS,
+        shutdown_grace_period=deps.lifecycle.grace + DRAIN_MARGIN_SECONDS,
         **options,
     )
 
@@ -178,7 +179,7 @@ async def chat(request: Request) -> Response:
     requests.verify_token(request)  # before a byte of the body is read
     body = parse(await requests.read(request, MAX_BODY_BYTES))
     turn = await start_turn(request, body)
-    return stream_response(turn, "chat", _events(turn), headers=ui_stream.HEADERS)
+    return stream_response(requests.deps(request), "chat", _events(turn), headers=ui_stream.HEADERS)
 
 
 async def _events(turn: Turn) -> AsyncGenerator[str]:

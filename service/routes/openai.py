@@ -23,18 +23,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agent.errors import FieldError, InvalidRequest, NotFound, Unavailable
-from agent.turn import (
+from agent.events import (
     ActionProposed,
     CommandIssued,
     ContextInfo,
     Failed,
     RouteInfo,
     Text,
-    Turn,
     TurnEvent,
     Usage,
     Verification,
 )
+from agent.turn import Turn
 from service import requests
 from service.routes import chat as chat_routes
 from telemetry import access
@@ -149,7 +149,7 @@ async def completions(request: Request) -> Response:
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         return chat_routes.stream_response(
-            turn,
+            deps,
             "completions",
             _stream(turn, completion_id, body.model, include_usage),
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from agent.model import UserMessage
 from service.app import create_app
 from service.deps import Deps
 from service.settings import Settings
@@ -135,7 +136,7 @@ async def test_a_hang_up_does_not_wait_for_the_providers_usage_to_end_its_turn(
     fake.replies.append(Reply(body, delay=1.0))  # before each event: seconds after the hang-up
     assert deps.model is not None
     deps.model.settle_grace = 15.0  # well past the provider's end
-    messages = [{"role": "user", "content": "how much did I use today?"}]
+    messages = [UserMessage("how much did I use today?")]
     reservation = await deps.model.reserve(user_id=user.id, household_id=None, messages=messages)
     rounds = deps.model.round(
         user_id=user.id, household_id=None, messages=messages, reservation=reservation

@@ -66,11 +66,8 @@ def test_every_tool_definition_is_valid_in_strict_mode() -> None:
     assert len(TOOLS) >= 10
     for tool in TOOLS.values():
         definition = tool.definition()
-        function = definition["function"]
-        assert definition["type"] == "function"
-        assert function["name"] == tool.name
-        assert function["strict"] is True
-        params = function["parameters"]
+        assert definition.name == tool.name
+        params = definition.parameters
         assert params["type"] == "object"  # the root is an object, never anyOf
         assert _strict_problems(params) == [], tool.name
         # The household is never the model's to choose.

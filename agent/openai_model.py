@@ -1,9 +1,14 @@
-"""The model behind the assistant: any OpenAI-compatible Chat Completions server, through
+"""The ChatModel (agent.model) over any OpenAI-compatible Chat Completions server, through
 the openai SDK's async client, streamed, and metered: nothing is sent before the call's
-worst case is reserved, and what it used is settled however the stream ends.
+worst case is reserved, and what it used is settled however the stream ends. The one
+module of the product that imports `openai`: it converts the neutral messages and tool
+definitions to the wire format, the stream's chunks back to RoundEvents, and the SDK's
+failures to ModelError.
 
-One round of a turn: `ChatModel.round()` yields text deltas as they arrive and, at the end,
-the tool calls the model asked for (complete, with their JSON arguments) and the usage.
+One round of a turn: `OpenAIModel.round()` yields text deltas as they arrive and, at the
+end, the tool calls the model asked for (complete, with their JSON arguments) and the
+usage: the provider's, or (when it reports none) an estimate from what was sent and
+streamed.
 
 A caller that goes away before the first token (a hang-up) does not cut the provider's
 request: it is read on in the background, for at most `settle_grace` seconds, for the usage
@@ -19,6 +24,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -32,37 +38,28 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from agent.model import (
+    AssistantMessage,
+    ModelError,
+    ModelMessage,
+    RoundEnd,
+    RoundEvent,
+    TextDelta,
+    ToolCall,
+    ToolMessage,
+)
 from quota.core import Reservation
 from quota.guard import Call, held
 from quota.prices import estimate_tokens
 from quota.service import QuotaService
+from tools.base import ToolDefinition
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 log = logging.getLogger("wattwise.llm")
 
-
-@dataclass(frozen=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # JSON text, as the model wrote it
-
-
-@dataclass(frozen=True)
-class RoundEnd:
-    tool_calls: tuple[ToolCall, ...]
-    finish_reason: str | None
-    usage: tuple[int, int] | None  # prompt, completion tokens as the provider reported them
-
-
-Event = TextDelta | RoundEnd
+Wire = dict[str, Any]
 
 
 @dataclass
@@ -72,7 +69,33 @@ class _Partial:
     arguments: list[str] = field(default_factory=list)
 
 
-def prompt_estimate(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]]) -> int:
+def wire_message(m: ModelMessage) -> Wire:
+    """A message as Chat Completions takes it."""
+    if isinstance(m, ToolMessage):
+        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
+    if isinstance(m, AssistantMessage) and m.tool_calls:
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+        return {"role": "assistant", "content": m.content, "tool_calls": calls}
+    return {"role": m.role, "content": m.content}
+
+
+def wire_tool(d: ToolDefinition) -> Wire:
+    """A tool definition as a strict-mode function."""
+    return {
+        "type": "function",
+        "function": {
+            "name": d.name,
+            "strict": True,
+            "parameters": d.parameters,
+            "description": d.description,
+        },
+    }
+
+
+def prompt_estimate(messages: Sequence[Wire], tools: Sequence[Wire]) -> int:
     """A high estimate of the prompt's tokens: its JSON, plus a few per message."""
     return estimate_tokens(json.dumps([messages, tools], ensure_ascii=False)) + 4 * len(messages)
 
@@ -97,10 +120,37 @@ def _substantial(chunk: ChatCompletionChunk) -> bool:
     return any(c.finish_reason or c.delta.content or c.delta.tool_calls for c in chunk.choices)
 
 
-class ChatModel:
-    """One model on one OpenAI-compatible endpoint. The client should have max_retries=0:
-    this class is the one retry layer, and it retries only before the first token, because
-    after that the person has already seen part of the answer."""
+def openai_model(
+    *,
+    base_url: str | None,
+    api_key: str | None,
+    model: str,
+    quota: QuotaService,
+    timeout: float,
+    attempts: int,
+    first_token_timeout: float,
+) -> OpenAIModel:
+    """The model `model` at an OpenAI-compatible endpoint (`base_url` None: OpenAI's),
+    with a client that leaves every retry to OpenAIModel."""
+    client = openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=api_key or "unused",
+        timeout=timeout,
+        max_retries=0,  # OpenAIModel is the one retry layer, and only before the first token
+    )
+    return OpenAIModel(
+        client,
+        model=model,
+        quota=quota,
+        attempts=attempts,
+        first_token_timeout=first_token_timeout,
+    )
+
+
+class OpenAIModel:
+    """One model on one OpenAI-compatible endpoint (a ChatModel). The client should have
+    max_retries=0: this class is the one retry layer, and it retries only before the first
+    token, because after that the person has already seen part of the answer."""
 
     def __init__(
         self,
@@ -113,7 +163,7 @@ class ChatModel:
         settle_grace: float = 5.0,
     ) -> None:
         self.client = client
-        self.model = model
+        self.name = model
         self.quota = quota
         self.attempts = attempts
         self.first_token_timeout = first_token_timeout
@@ -124,46 +174,73 @@ class ChatModel:
         *,
         user_id: UUID,
         household_id: UUID | None,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
+        messages: Sequence[ModelMessage],
+        tools: Sequence[ToolDefinition] | None = None,
         max_tokens: int | None = None,
         turn_id: str | None = None,
     ) -> Reservation:
         """Hold the round's worst case now (before a response starts, so a refusal can still
         be a plain HTTP error); pass it to round(). It takes no slot of the user's rate
         limit: a round belongs to a turn, which took its slot (QuotaService.admit)."""
+        wire = [wire_message(m) for m in messages]
+        return await self._reserve(
+            user_id, household_id, wire, [wire_tool(t) for t in tools or ()], max_tokens, turn_id
+        )
+
+    async def _reserve(
+        self,
+        user_id: UUID,
+        household_id: UUID | None,
+        messages: list[Wire],
+        tools: list[Wire],
+        max_tokens: int | None,
+        turn_id: str | None,
+    ) -> Reservation:
         return await self.quota.reserve(
             user_id=user_id,
             household_id=household_id,
-            model=self.model,
-            prompt_tokens=prompt_estimate(messages, tools or []),
+            model=self.name,
+            prompt_tokens=prompt_estimate(messages, tools),
             max_tokens=max_tokens,
             turn_id=turn_id,
             rate_limited=False,
         )
+
+    async def aclose(self) -> None:
+        await self.client.close()
 
     async def round(
         self,
         *,
         user_id: UUID,
         household_id: UUID | None,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None = None,
+        messages: Sequence[ModelMessage],
+        tools: Sequence[ToolDefinition] | None = None,
         max_tokens: int | None = None,
         turn_id: str | None = None,
         reservation: Reservation | None = None,
-    ) -> AsyncGenerator[Event]:
+    ) -> AsyncGenerator[RoundEvent]:
         """One streamed completion. Without a `reservation`, one is made first (see
-        reserve()), and the quota's refusals are raised before anything is sent."""
+        reserve()), and the quota's refusals are raised before anything is sent. The SDK's
+        failures (and a first token that never came) are raised as ModelError."""
+        wire = [wire_message(m) for m in messages]
+        wire_tools = [wire_tool(t) for t in tools or ()]
         if reservation is None:
-            reservation = await self.reserve(
-                user_id=user_id,
-                household_id=household_id,
-                messages=messages,
-                tools=tools,
-                max_tokens=max_tokens,
-                turn_id=turn_id,
+            reservation = await self._reserve(
+                user_id, household_id, wire, wire_tools, max_tokens, turn_id
             )
+        try:
+            # aclosing: closing this generator closes the stream's at once, so the round is
+            # settled then, not when the inner generator is collected.
+            async with aclosing(self._stream(wire, wire_tools or None, reservation)) as stream:
+                async for event in stream:
+                    yield event
+        except (openai.OpenAIError, TimeoutError) as exc:
+            raise ModelError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _stream(
+        self, messages: list[Wire], tools: list[Wire] | None, reservation: Reservation
+    ) -> AsyncGenerator[RoundEvent]:
         async with held(self.quota, reservation) as call:
             gone = asyncio.Event()
             # In a task of its own, so that a hang-up (this generator cancelled) does not
@@ -180,6 +257,7 @@ class ChatModel:
             partial: dict[int, _Partial] = {}
             finish: str | None = None
             usage: tuple[int, int] | None = None
+            text: list[str] = []
             async with stream:
                 async for chunk in _chain(head, stream):
                     if chunk.usage is not None:
@@ -190,6 +268,7 @@ class ChatModel:
                         delta = choice.delta
                         if delta.content:
                             call.streamed(delta.content)
+                            text.append(delta.content)
                             yield TextDelta(delta.content)
                         for tc in delta.tool_calls or ():
                             p = partial.setdefault(tc.index, _Partial())
@@ -202,7 +281,12 @@ class ChatModel:
             calls = tuple(
                 ToolCall(p.id, p.name, "".join(p.arguments)) for _, p in sorted(partial.items())
             )
-            yield RoundEnd(calls, finish, usage)
+            if usage is not None:
+                yield RoundEnd(calls, finish, usage)
+            else:
+                said = "".join(text) + "".join(c.arguments for c in calls)
+                estimate = (estimate_tokens(json.dumps(messages)), estimate_tokens(said))
+                yield RoundEnd(calls, finish, estimate, estimated=True)
 
     async def _read_on(
         self,
@@ -226,8 +310,8 @@ class ChatModel:
 
     async def _open(
         self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
+        messages: list[Wire],
+        tools: list[Wire] | None,
         max_tokens: int,
         call: Call,
         gone: asyncio.Event | None = None,
@@ -247,7 +331,7 @@ class ChatModel:
                 call.started()
                 async with asyncio.timeout(self.first_token_timeout):
                     stream = await self.client.chat.completions.create(
-                        model=self.model,
+                        model=self.name,
                         messages=cast("list[ChatCompletionMessageParam]", messages),
                         tools=cast("list[ChatCompletionToolParam]", tools)
                         if tools

@@ -1,0 +1,80 @@
+"""The offline narrator's answer plan: which tools it asks for a routed question, and which
+of its sentence writers (agent.narrator) speaks from each result."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agent import narrator
+from agent.windows import from_route
+from router import Route
+from telemetry.windows import Window
+from tools import catalog
+from tools.base import Branch
+from tools.windows import WindowArg
+
+MAX_DEVICES_NARRATED = 3
+_LIVE = re.compile(r"\b(?:right now|currently|at the moment|now)\b", re.IGNORECASE)
+
+
+def calls(
+    route: Route,
+    window: WindowArg,
+    bounds: Window,
+    *,
+    text: str,
+    today: date,
+    report_only: bool = False,
+) -> list[tuple[str, BaseModel]]:
+    """The tool calls (name, arguments) the narrator answers `text` from, chosen by its
+    route; `report_only`: the energy report alone (after a proposal that asked for one)."""
+    if report_only or route.branch == "action":
+        return [("energy_summary", catalog.WindowOnly(window=window))]
+    if route.branch == "cost":
+        return [("cost_breakdown", catalog.WindowOnly(window=window))]
+    if len(route.windows) >= 2:
+        b = from_route(route.windows[1], today)
+        return [("compare_windows", catalog.CompareArgs(a=window, b=b))]
+    if route.rule == "energy.device_state" or (route.window is None and _LIVE.search(text)):
+        return [("live_status", catalog.NoArgs())]
+    if route.devices:
+        step = _step(bounds)
+        return [
+            ("device_usage", catalog.DeviceUsageArgs(device_name=name, window=window, step=step))
+            for name in route.devices[:MAX_DEVICES_NARRATED]
+        ]
+    return [("energy_summary", catalog.WindowOnly(window=window))]
+
+
+def branch(tool: str) -> Branch:
+    """The branch whose tools the narrator's call of `tool` runs under."""
+    return "cost" if tool == "cost_breakdown" else "energy"
+
+
+def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) -> list[str]:
+    """The narrator's sentences from the result of the tool `name`."""
+    if "error" in result:
+        return [f"I couldn't get that: {result['error']['message']}"]
+    typed = catalog.TOOLS[name].result.model_validate(result)
+    if isinstance(typed, catalog.EnergySummary):
+        return narrator.energy(typed)
+    if isinstance(typed, catalog.CostBreakdown):
+        return narrator.cost(typed)
+    if isinstance(typed, catalog.DeviceUsage):
+        return narrator.device(typed)
+    if isinstance(typed, catalog.Comparison):
+        return narrator.comparison(typed)
+    if isinstance(typed, catalog.LiveStatus):
+        if route.devices:
+            return narrator.device_state(typed, route.devices, timezone)
+        return narrator.live(typed, timezone)
+    return []
+
+
+def _step(window: Window) -> Literal["15m", "1h", "1d"]:
+    hours = (window.end - window.start).total_seconds() / 3600
+    return "1h" if hours <= 72 else "1d"

@@ -1,0 +1,36 @@
+"""The tool window for a window the router read from a message: the glue between
+router.windows (what the words say) and tools.windows (what a tool may ask about)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from router.windows import WindowRef, resolve_window
+from tools.windows import MAX_DAYS, WindowArg, WindowName
+
+_ROUTE_NAMES: dict[tuple[str, int | None], WindowName] = {
+    ("today", None): "today",
+    ("yesterday", None): "yesterday",
+    ("last_days", 1): "today",
+    ("last_days", 3): "last_3_days",
+    ("last_days", 7): "last_7_days",
+    ("last_days", 30): "last_30_days",
+    ("this_week", None): "this_week",
+    ("last_week", None): "last_week",
+    ("this_month", None): "this_month",
+    ("last_month", None): "last_month",
+}
+
+
+def from_route(ref: WindowRef | None, today: date) -> WindowArg:
+    """The tool window for a window the router read from a message (None: today). A named
+    period keeps its name; anything else becomes whole local dates."""
+    if ref is None:
+        return WindowArg(name="today", first_date=None, last_date=None)
+    key = (ref.kind, ref.days if ref.kind == "last_days" else None)
+    if key in _ROUTE_NAMES:
+        return WindowArg(name=_ROUTE_NAMES[key], first_date=None, last_date=None)
+    first, until = resolve_window(ref, today)
+    last = (until or today + timedelta(days=1)) - timedelta(days=1)
+    first = max(first, last - timedelta(days=MAX_DAYS - 1))
+    return WindowArg(name="dates", first_date=first, last_date=max(first, last))
