@@ -24,9 +24,8 @@ from evals.runner import TurnResult, eval_deps, run, seed, settings_for
 from evals.scratch import scratch_database
 from service import logs
 from service.cli import resolve_settings
+from service.deps import open_pool
 from service.settings import ConfigError, Settings
-from telemetry.db import connect, create_pool
-from telemetry.migrate import migrate
 
 THRESHOLDS = ("routing", "numeric", "faithfulness", "consent", "scoping")
 
@@ -69,19 +68,16 @@ async def main_async(settings: Settings, args: argparse.Namespace) -> int:
     )
     assert settings.database_url is not None
     async with scratch_database(settings.database_url, f"wattwise_eval_{os.getpid()}") as dsn:
-        conn = await connect(dsn)
+        pool = await open_pool(eval_settings.model_copy(update={"database_url": dsn}))
+        deps = None
         try:
-            await migrate(conn)
-            homes = await seed(conn)
-        finally:
-            await conn.close()
-        pool = await create_pool(dsn)
-        deps = eval_deps(eval_settings, pool)
-        try:
+            async with pool.acquire() as conn:
+                homes = await seed(conn)
+            deps = eval_deps(eval_settings, pool)
             with tqdm(total=len(chosen), unit="case", file=sys.stderr) as bar:
                 results = await run(deps, homes, chosen, progress=bar.update)
         finally:
-            if deps.model is not None:
+            if deps is not None and deps.model is not None:
                 await deps.model.client.close()
             await pool.close()
     return _finish(

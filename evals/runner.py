@@ -30,6 +30,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from agent import actions
 from agent.events import ActionProposed, CommandIssued, Failed, RouteInfo, Text, ToolOutput, Usage
@@ -61,7 +62,9 @@ class Homes:
     foreign_names: tuple[str, ...]  # the neighbour's device names
 
 
-async def seed(conn: asyncpg.Connection, now: datetime | None = None) -> Homes:
+async def seed(
+    conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record], now: datetime | None = None
+) -> Homes:
     """The fixture households with their telemetry, rolled up, and the eval user who owns
     `home` and `chatham` (not the neighbour)."""
     fx = fixtures(now)

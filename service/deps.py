@@ -310,13 +310,18 @@ def redis_client(settings: Settings, url: str) -> aioredis.Redis:
     )
 
 
-@asynccontextmanager
-async def open_deps(settings: Settings, lifecycle: Lifecycle | None = None) -> AsyncIterator[Deps]:
-    """Migrate, open the pool and Redis, and close them again on the way out."""
+async def open_pool(settings: Settings) -> asyncpg.Pool:
+    """The database of `settings`, migrated (retried while it starts), and a pool on it."""
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL is not set")
     await run_migrations(settings.database_url)
-    pool = await create_pool(settings.database_url, options=settings.pool_options())
+    return await create_pool(settings.database_url, options=settings.pool_options())
+
+
+@asynccontextmanager
+async def open_deps(settings: Settings, lifecycle: Lifecycle | None = None) -> AsyncIterator[Deps]:
+    """Migrate, open the pool and Redis, and close them again on the way out."""
+    pool = await open_pool(settings)
     client: aioredis.Redis | None = None
     try:
         if settings.redis_url is not None:
