@@ -334,4 +334,4 @@ class LiveHub:
                 await asyncio.sleep(delay)
             finally:
                 with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # untyped before redis-py 8
