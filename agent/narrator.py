@@ -146,6 +146,20 @@ def proposal(p: Proposal) -> list[str]:
     return [f"Shall I {change(p.op, p.device_name, p.value)}? Please answer yes or no."]
 
 
+def ask_again(op: str, device_name: str, value: str, *, shows_command: bool) -> list[str]:
+    """A waiting proposal asked again, after an answer that was not a plain yes or no."""
+    ending = (
+        'Answer "yes" to send this command, or "no" to cancel it:'
+        if shows_command
+        else 'Answer "yes" to do it, or "no" to cancel it.'
+    )
+    return [
+        "I have not changed anything yet.",
+        f"Shall I {change(op, device_name, value)}?",
+        ending,
+    ]
+
+
 def sent(command: dict[str, str]) -> str:
     """What the person hears when a command went out (not that the device switched: only
     the gateway's acknowledgement says that)."""

@@ -1,6 +1,7 @@
 """One chat turn, from a routed message to the events a stream encoder sends:
 
-    prepare()   the household's devices and pending proposals, the route, and for a model
+    prepare()   the household's devices, the state the thread's last answer left
+                (agent.dialogue), the route, and for a model
                 answer the context and the first round's quota reservation, as one frozen
                 Prepared value. Everything that can refuse the turn with a plain HTTP error
                 (402, 429, 503) happens here, before a response starts.
@@ -36,6 +37,7 @@ the service's drain cuts a turn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -50,7 +52,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from agent import actions, narration, narrator, prompts
+from agent import actions, dialogue, narration, narrator, prompts
 from agent.errors import WattwiseError
 from agent.events import (
     ActionProposed,
@@ -206,7 +208,7 @@ class ModelInput:
 class Prepared:
     route: Route
     devices: tuple[Device, ...]
-    pending: tuple[actions.Action, ...]
+    state: dialogue.State | None  # what the answer this message follows left
     period: Period | None  # energy, cost and action questions
     mode: Mode
     deadline: float  # loop time by which the answer must have ended
@@ -266,6 +268,7 @@ class Turn:
         self.turn_id = turn_id
         self.now = now or deps.clock()
         self.ledger = Ledger()
+        self.shown: str | None = None  # the proposal this answer showed, for agent.dialogue
         self._prepared: Prepared | None = None
         self._started = time.perf_counter()
 
@@ -296,16 +299,17 @@ class Turn:
         await deps.quota.admit(self.user.id)
         async with deps.connection() as conn:
             devices = tuple(await households.list_devices(conn, self.household.id))
-            pending = tuple(
-                await actions.pending(conn, household_id=self.household.id, user_id=self.user.id)
+            state = await dialogue.recall(
+                conn, household_id=self.household.id, user_id=self.user.id, messages=self.messages
             )
         refs = [DeviceRef(d.name, d.kind, d.controllable) for d in devices]
-        r = route(self.text, refs, pending_action=bool(pending))
+        proposed = state is not None and state.proposal is not None
+        r = route(self.text, refs, pending_action=proposed)
         period = None
         if r.branch in ("energy", "cost", "action"):
             arg = from_route(r.window, self.today)
             period = Period(arg, resolve(arg, timezone=self.household.timezone, now=self.now))
-        found = Prepared(r, devices, pending, period, "fixed", deadline)
+        found = Prepared(r, devices, state, period, "fixed", deadline)
         if r.branch in ("energy", "cost") and not r.clarify:
             found = await self._prepare_answer(found, r.branch)
         self._prepared = found
@@ -354,13 +358,20 @@ class Turn:
         first_text: float | None = None
         outcome = "cancelled"  # unless it reaches its end
         failed: str | None = None
+        said: list[str] = []
         try:
             async with aclosing(self.deps.bound(self._answer(p), _farewell)) as answer:
                 async for event in answer:
-                    if first_text is None and isinstance(event, Text):
-                        first_text = time.perf_counter()
+                    if isinstance(event, Text):
+                        said.append(event.text)
+                        if first_text is None:
+                            first_text = time.perf_counter()
                     if isinstance(event, Failed):
                         failed = event.code
+                    if isinstance(event, Usage) and failed is None:
+                        # Before the last event: a client that sends its next message the
+                        # moment this answer ends finds the answer's state.
+                        await self._remember(p, "".join(said))
                     yield event
             outcome = failed or "ok"
         finally:
@@ -369,6 +380,30 @@ class Turn:
                 # The answer ended before its first round took the reservation over.
                 await asyncio.shield(self.deps.quota.release(r))
             self.deps.observe(self._record(p, outcome, first_text))
+
+    async def _remember(self, p: Prepared, answer: str) -> None:
+        """Record the state this complete answer leaves (agent.dialogue)."""
+        r = p.route
+        window = None
+        if p.period is not None:
+            window = _span(p.period.arg.name, p.period.bounds)
+        state = dialogue.State(
+            branch=r.branch,
+            rule=r.rule,
+            window=window,
+            devices=r.devices,
+            proposal=self.shown,
+        )
+        async with self.deps.connection() as conn:
+            await dialogue.record(
+                conn,
+                turn_id=self.turn_id,
+                household_id=self.household.id,
+                user_id=self.user.id,
+                question=self.text,
+                answer=answer,
+                state=state,
+            )
 
     def _record(self, p: Prepared, outcome: str, first_text: float | None) -> TurnRecord:
         ended = time.perf_counter()
@@ -495,6 +530,7 @@ class Turn:
             yield self._say(f"I can't do that: {exc.message}")
             return
         self._adopt(proposal.value)
+        self.shown = proposal.id
         yield ActionProposed(proposal.public())
         shown = catalog.Proposal(
             fresh_as_of=None,
@@ -517,24 +553,24 @@ class Turn:
         self.ledger.known += known
 
     async def _consent(self, p: Prepared) -> AsyncIterator[TurnEvent]:
+        """An answer to the proposal the previous answer showed, and to no other."""
+        proposal = p.state.proposal if p.state is not None else None
+        if proposal is None:  # the router gives consent only after a proposal
+            raise RuntimeError("consent without a proposal to answer")
         if p.route.consent == "no":
+            # Expired or already gone: nothing to cancel.
             async with self.deps.connection() as conn:
-                for pending in p.pending:
-                    try:
-                        await actions.cancel(conn, pending.id, self.user)
-                    except WattwiseError:
-                        continue  # expired or already gone: nothing to cancel
+                with contextlib.suppress(WattwiseError):
+                    await actions.cancel(conn, proposal, self.user)
             yield self._say("OK, I won't change anything.")
             return
-        if len(p.pending) != 1:
-            yield self._say(
-                "Several changes are waiting for an answer; please confirm the one you want "
-                "in the app."
-            )
+        if p.route.consent is None:  # consent.unclear: ask again, exactly
+            async for event in self._ask_again(proposal):
+                yield event
             return
         try:
             async with self.deps.connection() as conn:
-                done = await actions.confirm(conn, p.pending[0].id, self.user)
+                done = await actions.confirm(conn, proposal, self.user)
         except WattwiseError as exc:
             yield self._say(f"I did not send anything: {exc.message}")
             return
@@ -544,6 +580,33 @@ class Turn:
         yield self._say(narrator.sent(c))
         if self.style == "chat":
             block = json.dumps(c, separators=(", ", ": "))
+            self.ledger.released = True
+            yield Text(narrator.fenced("json", block))
+
+    async def _ask_again(self, proposal: str) -> AsyncIterator[TurnEvent]:
+        """The proposal repeated with its exact command, for an answer that was not a plain
+        yes or no; it stays bound to this thread."""
+        try:
+            async with self.deps.connection() as conn:
+                action, _ = await actions.get(conn, proposal, self.user)
+        except WattwiseError:
+            action = None
+        if action is None or action.status != "proposed" or action.expires_at <= self.now:
+            yield self._say(
+                "I have not changed anything, and the change I proposed is no longer waiting; "
+                "ask me again if you still want it."
+            )
+            return
+        self._adopt(action.value)
+        self.shown = action.id  # still bound: the next answer may confirm it
+        block = json.dumps(action.command, separators=(", ", ": "))
+        chat = self.style == "chat"
+        sentences = narrator.ask_again(
+            action.op, action.device_name, action.value, shows_command=chat
+        )
+        for text in self._said(sentences):
+            yield text
+        if chat:
             self.ledger.released = True
             yield Text(narrator.fenced("json", block))
 
@@ -745,6 +808,13 @@ async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
         if timeout.expired():
             raise DeadlinePassed from None
         raise  # the awaitable's own timeout, not the turn's
+
+
+def _span(name: str, bounds: Window) -> dialogue.Span:
+    """A window's local dates, both included."""
+    tz = ZoneInfo(bounds.timezone)
+    last = (bounds.end - timedelta(microseconds=1)).astimezone(tz).date()
+    return dialogue.Span(name, bounds.start.astimezone(tz).date(), last)
 
 
 def _farewell() -> Failed:

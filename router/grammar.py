@@ -15,6 +15,7 @@ LEXICONS: dict[str, Lexicon] = {"en": en.LEXICON}
 # windows with tokens that start with one (router/devices.py MARKER, router/message.py
 # WINDOW), so no text the person typed can pass for a marker.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CLOSING = re.compile(r"\s*[.!]+$")
 
 
 @functools.cache
@@ -36,6 +37,9 @@ class Grammar:
         self.marks = frozenset(lx.clause_marks)
         self.question_mark = lx.question_mark
         self.consent = PhraseTable(lx.consent, lx.consent_fillers)
+        self.consent_yes = frozenset(lx.consent_yes)
+        self.assent_words = frozenset(lx.assent_words)
+        self._assent = re.compile(f"(?:{lx.assent_pattern})")
         self.smalltalk = PhraseTable(
             {p: rule for rule, phrases in lx.smalltalk.items() for p in phrases},
             lx.smalltalk_fillers,
@@ -80,6 +84,8 @@ class Grammar:
         phrases = [
             *lx.consent,
             *lx.consent_fillers,
+            *lx.consent_yes,
+            *lx.assent_words,
             *lx.clause_words,
             *lx.request_prefixes,
             *lx.question_words,
@@ -148,6 +154,17 @@ class Grammar:
         if not labels or any(label != labels[0] for label in labels):
             return None
         return "yes" if labels[0] == "yes" else "no"
+
+    def strict_yes(self, text: str) -> bool:
+        """Whether the whole message is one of the lexicon's unambiguous yeses: lower-cased,
+        commas read as spaces, one closing run of "." or "!" dropped, nothing else changed
+        (an emoji, a question mark or a typo makes it something else)."""
+        plain = " ".join(text.casefold().replace(",", " ").split())
+        return _CLOSING.sub("", plain) in self.consent_yes
+
+    def assents(self, tokens: list[str]) -> bool:
+        """Whether a token sounds like assent ("ok", "sure", "yesss", "👍")."""
+        return any(t in self.assent_words or self._assent.fullmatch(t) for t in tokens)
 
     def value(self, text: str) -> str:
         """A number as a plain decimal string: "16", "16.5", "sixteen" -> "16"."""

@@ -16,6 +16,8 @@ from router.windows import WindowRef
 
 # Branches that answer from the household's figures, and so carry the message's entities.
 _DATA_BRANCHES = frozenset({"energy", "cost", "action"})
+# With a proposal waiting, smalltalk and these are no answer to it: it is asked again.
+_ASK_AGAIN = frozenset({"out_of_scope.topic", "out_of_scope.default", "out_of_scope.empty"})
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,18 @@ def route(
     text: str, devices: Sequence[DeviceRef], *, pending_action: bool, language: str = "en"
 ) -> Route:
     """The route of one message from a household with `devices`; `pending_action` says whether
-    an action proposal awaits the person's yes or no. ValueError for an unknown language."""
+    the answer this message follows proposed a change that awaits a yes or no. ValueError for
+    an unknown language."""
     g = grammar(language)
     tokens = g.tokenise(text)
-    early = rules.consent(g, tokens, pending=pending_action)
+    early = rules.consent(g, text, tokens, pending=pending_action)
     if early is not None:
         return Route(early.branch, early.rule, consent=early.consent)
     home = household(language, tuple(devices))
     msg = read(g, home, tokens)
     decision = rules.decide(g, home, msg)
+    if pending_action and (decision.branch == "smalltalk" or decision.rule in _ASK_AGAIN):
+        return Route("consent", "consent.unclear")
     if decision.branch not in _DATA_BRANCHES:
         return Route(decision.branch, decision.rule)
     named = dict.fromkeys(name for m in msg.mentions for name in m.devices)

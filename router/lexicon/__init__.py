@@ -52,9 +52,15 @@ class Lexicon:
     ordinal_suffixes: tuple[str, ...]
     clause_marks: tuple[str, ...]
     question_mark: str
-    # Consent: a whole message made of these phrases (fillers allowed), all of one polarity.
+    # Consent: a whole message made of these phrases (fillers allowed), all of one polarity,
+    # declines a proposal ("no") or, with none waiting, is a stray yes or no.
     consent: Mapping[str, Consent]
     consent_fillers: tuple[str, ...]
+    # The only messages that confirm a proposal (whole, see router.grammar.strict_yes), and
+    # what sounds like assent without being one (words, and a regex a whole word may match).
+    consent_yes: tuple[str, ...]
+    assent_words: tuple[str, ...]
+    assent_pattern: str
     # Clauses: words that start a new one, words dropped before an imperative, question words.
     clause_words: tuple[str, ...]
     request_prefixes: tuple[str, ...]

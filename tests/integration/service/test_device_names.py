@@ -119,10 +119,18 @@ async def test_a_stored_name_with_backticks_cannot_break_the_consent_json(
             name,
         )
     chat = f"/v1/households/{home}/chat"
+    thread: list[dict[str, str]] = []
     for text in ("turn off the porch lamp", "yes"):
-        body = {"messages": [{"role": "user", "content": text}]}
-        response = await client.post(chat, headers=headers, json=body)
+        thread.append({"role": "user", "content": text})
+        response = await client.post(chat, headers=headers, json={"messages": thread})
         assert response.status_code == 200, response.text
+        said = [
+            json.loads(line[6:])
+            for line in response.text.splitlines()
+            if line.startswith("data: {")
+        ]
+        text = "".join(d["delta"] for d in said if d["type"] == "text-delta")
+        thread.append({"role": "assistant", "content": text})
     deltas = [
         json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")
     ]

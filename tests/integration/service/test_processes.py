@@ -32,8 +32,16 @@ def _data(chunks: list[Any], name: str) -> list[Any]:
     return [c["data"] for c in chunks if c["type"] == f"data-{name}"]
 
 
-async def _say(client: httpx.AsyncClient, path: str, text: str) -> httpx.Response:
-    return await client.post(path, json={"messages": [{"role": "user", "content": text}]})
+async def _say(
+    client: httpx.AsyncClient, path: str, text: str, thread: list[dict[str, str]] | None = None
+) -> httpx.Response:
+    """One message, after `thread`'s; the message and its answer are added to `thread`."""
+    asked = {"role": "user", "content": text}
+    response = await client.post(path, json={"messages": [*(thread or []), asked]})
+    if thread is not None:
+        said = "".join(c["delta"] for c in _chunks(response) if c["type"] == "text-delta")
+        thread += [asked, {"role": "assistant", "content": said}]
+    return response
 
 
 async def _consumption(client: httpx.AsyncClient, household: uuid.UUID) -> float:
@@ -113,16 +121,21 @@ async def _both(
                 if devices["Heat pump"] == watts:
                     break
 
-        # A proposal made at A, confirmed by a yes at B: one command.
-        [proposal] = _data(_chunks(await _say(at_a, chat, "turn off the dishwasher")), "action")
-        [command] = _data(_chunks(await _say(at_b, chat, "yes")), "command")
+        # A proposal made at A, confirmed by a yes at B (the thread's state is the
+        # database's, not a process's): one command.
+        thread: list[dict[str, str]] = []
+        proposed = await _say(at_a, chat, "turn off the dishwasher", thread)
+        [proposal] = _data(_chunks(proposed), "action")
+        [command] = _data(_chunks(await _say(at_b, chat, "yes", list(thread))), "command")
         assert command["action_id"] == proposal["id"]
         assert command["command"] == {
             "op": "SET_POWER",
             "device_name": "Dishwasher",
             "value": "OFF",
         }
-        assert not _data(_chunks(await _say(at_a, chat, "yes")), "command")
+        # The same yes again at A (a client's retry): the command replayed, not a second one.
+        [again] = _data(_chunks(await _say(at_a, chat, "yes", list(thread))), "command")
+        assert (again["command_id"], again["replayed"]) == (command["command_id"], True)
         outbox = await at_a.get(f"/v1/households/{household}/commands", headers=gateway_headers)
         assert [c["command"] for c in outbox.json()["commands"]] == [command["command"]]
 

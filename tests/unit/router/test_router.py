@@ -40,9 +40,10 @@ def routed(text: str, devices: tuple[DeviceRef, ...] = HOME, *, pending: bool = 
         pytest.param("don't", True, "consent", "no", "consent.no", id="dont"),
         pytest.param("yes", False, "smalltalk", None, "smalltalk.stray_consent", id="stray"),
         pytest.param(
-            "Yes, but what did I use today?", True, "energy", None, "energy.keyword", id="yes-but"
+            "Yes, but what did I use today?", True, "consent", None, "consent.unclear", id="yes-but"
         ),
-        pytest.param("yes no", True, "out_of_scope", None, "out_of_scope.default", id="mixed"),
+        pytest.param("yes no", True, "consent", None, "consent.unclear", id="mixed"),
+        pytest.param("what did I use today?", True, "energy", None, "energy.keyword", id="new"),
     ],
 )
 def test_consent_is_a_whole_message_of_one_polarity_with_an_action_pending(
