@@ -29,11 +29,15 @@ def calls(
     text: str,
     today: date,
     report_only: bool = False,
+    compared: WindowArg | None = None,
 ) -> list[tuple[str, BaseModel]]:
     """The tool calls (name, arguments) the narrator answers `text` from, chosen by its
-    route; `report_only`: the energy report alone (after a proposal that asked for one)."""
+    route; `report_only`: the energy report alone (after a proposal that asked for one);
+    `compared`: the window to compare `window` with ("compare that with last month")."""
     if report_only or route.branch == "action":
         return [("energy_summary", catalog.WindowOnly(window=window))]
+    if compared is not None:
+        return [("compare_windows", catalog.CompareArgs(a=window, b=compared))]
     if route.branch == "cost":
         return [("cost_breakdown", catalog.WindowOnly(window=window))]
     if len(route.windows) >= 2:

@@ -225,6 +225,21 @@ OUT_OF_SCOPE = {
     "topic": "That is outside what I know: I answer about your home's energy use and cost.",
     "empty": "Ask me about your home's energy use, its cost, or a device to switch.",
     "default": "I'm not sure what you mean. Try: how much energy did I use today?",
+    # Questions about energy or money wattwise has no computation for (router rule
+    # unsupported.<kind>): what it can do instead, and no figure for another question.
+    "explain": (
+        "I can't explain a change yet, and I won't guess. I can put two periods side by side: "
+        'try "compare this month with last month" or "what did the heat pump use last '
+        'week?".'
+    ),
+    "projection": (
+        "I can't project a bill or usage ahead yet, and a figure for the days so far would "
+        "answer a different question. Ask me what you have used or spent so far this month."
+    ),
+    "advice": (
+        "I can't yet say which hours are cheapest from your tariff. I can tell you what a "
+        "device used and what your energy cost over a day or a week."
+    ),
 }
 
 

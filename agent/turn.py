@@ -46,7 +46,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -81,12 +81,14 @@ from agent.model import (
     ToolMessage,
 )
 from agent.verify import Stated, adopt, check, facts, stated
-from agent.windows import from_route
+from agent.windows import follow_up
 from context.builder import HouseholdContext, build_context
 from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
 from quota.prices import estimate_tokens
 from quota.service import QuotaService
-from router import DeviceRef, Route, route
+from router import ActionRef, DeviceRef, Op, Route, route
+from router import Branch as RouterBranch
+from router.follow import Previous
 from telemetry import access, households
 from telemetry.households import Device
 from telemetry.windows import Window
@@ -214,6 +216,7 @@ class Prepared:
     deadline: float  # loop time by which the answer must have ended
     degraded: str | None = None  # why the narrator answers a question meant for the model
     model_input: ModelInput | None = None  # exactly when mode is "model"
+    compared: Period | None = None  # "compare that with last month": the second window
 
     @property
     def names(self) -> list[str]:
@@ -304,17 +307,24 @@ class Turn:
             )
         refs = [DeviceRef(d.name, d.kind, d.controllable) for d in devices]
         proposed = state is not None and state.proposal is not None
-        r = route(self.text, refs, pending_action=proposed)
-        period = None
+        r = route(self.text, refs, pending_action=proposed, previous=_previous(state))
+        period = compared = None
         if r.branch in ("energy", "cost", "action"):
-            arg = from_route(r.window, self.today)
-            period = Period(arg, resolve(arg, timezone=self.household.timezone, now=self.now))
-        found = Prepared(r, devices, state, period, "fixed", deadline)
+            before = state.window if state is not None and r.follows else None
+            span = (before.name, before.first, before.last) if before else None
+            arg = follow_up(None if r.against_previous else r.window, self.today, span)
+            period = self._period(arg)
+            if r.against_previous and r.window is not None:
+                compared = self._period(follow_up(r.window, self.today, span))
+        found = Prepared(r, devices, state, period, "fixed", deadline, compared=compared)
         if r.branch in ("energy", "cost") and not r.clarify:
             found = await self._prepare_answer(found, r.branch)
         self._prepared = found
         self.ledger.degraded = found.degraded
         return found
+
+    def _period(self, arg: WindowArg) -> Period:
+        return Period(arg, resolve(arg, timezone=self.household.timezone, now=self.now))
 
     async def _prepare_answer(self, found: Prepared, branch: Branch) -> Prepared:
         """An energy or cost question: the model's first round, reserved, or the narrator."""
@@ -384,15 +394,27 @@ class Turn:
     async def _remember(self, p: Prepared, answer: str) -> None:
         """Record the state this complete answer leaves (agent.dialogue)."""
         r = p.route
-        window = None
+        window = compared = asked = None
         if p.period is not None:
             window = _span(p.period.arg.name, p.period.bounds)
+        if p.compared is not None:
+            compared = _span(p.compared.arg.name, p.compared.bounds)
+        if r.clarify and r.branch in ("energy", "cost", "action"):
+            order = r.action
+            asked = dialogue.Asked(
+                r.branch,
+                r.ambiguous,
+                order.op if order else None,
+                order.value if order else None,
+            )
         state = dialogue.State(
             branch=r.branch,
             rule=r.rule,
             window=window,
+            compared=compared,
             devices=r.devices,
             proposal=self.shown,
+            asked=asked,
         )
         async with self.deps.connection() as conn:
             await dialogue.record(
@@ -622,6 +644,7 @@ class Turn:
             text=self.text,
             today=self.today,
             report_only=report_only,
+            compared=p.compared.arg if p.compared is not None else None,
         )
 
     async def _run_tool(
@@ -808,6 +831,22 @@ async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
         if timeout.expired():
             raise DeadlinePassed from None
         raise  # the awaitable's own timeout, not the turn's
+
+
+def _previous(state: dialogue.State | None) -> Previous | None:
+    """What the router reads a follow-up against."""
+    if state is None or state.branch not in get_args(RouterBranch):
+        return None
+    asked = state.asked
+    action = None
+    if asked is not None and asked.op in get_args(Op) and asked.value is not None:
+        action = ActionRef(cast(Op, asked.op), asked.value, None)
+    return Previous(
+        branch=cast(RouterBranch, state.branch),
+        devices=state.devices,
+        asked=asked.candidates if asked is not None else None,
+        action=action,
+    )
 
 
 def _span(name: str, bounds: Window) -> dialogue.Span:

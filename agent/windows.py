@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from router.windows import WindowRef, resolve_window
+from router.lexicon import WindowKind
+from router.windows import WindowRef, resolve_before, resolve_window
 from tools.windows import MAX_DAYS, WindowArg, WindowName
 
 _ROUTE_NAMES: dict[tuple[str, int | None], WindowName] = {
@@ -34,3 +35,37 @@ def from_route(ref: WindowRef | None, today: date) -> WindowArg:
     last = (until or today + timedelta(days=1)) - timedelta(days=1)
     first = max(first, last - timedelta(days=MAX_DAYS - 1))
     return WindowArg(name="dates", first_date=first, last_date=max(first, last))
+
+
+def follow_up(
+    ref: WindowRef | None, today: date, previous: tuple[str, date, date] | None
+) -> WindowArg:
+    """The tool window of a follow-up: its own window, resolved against the previous
+    question's (tool window name, first day, last day) when it is relative ("the week
+    before"); with none of its own, the previous question's days (under their name while the
+    name still means those days)."""
+    if previous is None:
+        return from_route(ref, today)
+    name, first, last = previous
+    if ref is None:
+        kind = _SAME.get(name)
+        if kind is not None:
+            start, until = resolve_window(WindowRef(kind), today)
+            if (start, (until or today + timedelta(days=1)) - timedelta(days=1)) == (first, last):
+                return from_route(WindowRef(kind), today)
+        return _between(first, last)
+    if ref.kind == "before":
+        start, until = resolve_before(ref, first, last)
+        return _between(start, until - timedelta(days=1))
+    return from_route(ref, today)
+
+
+_SAME: dict[str, WindowKind] = {
+    k: k for k in ("today", "yesterday", "this_week", "last_week", "this_month", "last_month")
+}
+
+
+def _between(first: date, last: date) -> WindowArg:
+    return WindowArg(
+        name="dates", first_date=max(first, last - timedelta(days=MAX_DAYS - 1)), last_date=last
+    )

@@ -68,6 +68,10 @@ class Grammar:
         self.injection = PhraseSet(lx.injection)
         self.other_household = PhraseSet(lx.other_household)
         self.off_topic = PhraseSet(lx.off_topic)
+        self.openers = PhraseTable(dict.fromkeys(lx.follow_openers, ""))
+        self.back_references = frozenset(lx.back_references)
+        self.compare_words = frozenset(lx.compare_words)
+        self.unsupported = {kind: PhraseSet(p) for kind, p in lx.unsupported.items()}
         self.kind_words = lx.kind_words
         self.common = frozenset(lx.common_words)
         self.windows = WindowFinder(lx)
@@ -86,6 +90,10 @@ class Grammar:
             *lx.consent_fillers,
             *lx.consent_yes,
             *lx.assent_words,
+            *lx.follow_openers,
+            *lx.back_references,
+            *lx.compare_words,
+            *(p for phrases in lx.unsupported.values() for p in phrases),
             *lx.clause_words,
             *lx.request_prefixes,
             *lx.question_words,

@@ -3,14 +3,17 @@ clock and no I/O. The same message and devices always give the same route."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import router.follow as follow
 import router.rules as rules
 from router.devices import DeviceRef, household
+from router.follow import Previous
 from router.grammar import grammar
 from router.lexicon import Consent
-from router.message import read
+from router.message import Message, read
 from router.rules import ActionRef, Branch
 from router.windows import WindowRef
 
@@ -30,6 +33,10 @@ class Route:
     action: ActionRef | None = None
     also_report: bool = False  # an action that also asks for figures
     consent: Consent | None = None
+    # A follow-up (router.follow): with no window of its own, the previous question's; with
+    # `against_previous`, the previous question's window compared with `windows[0]`.
+    follows: bool = False
+    against_previous: bool = False
 
     @property
     def window(self) -> WindowRef | None:
@@ -44,11 +51,17 @@ class Route:
 
 
 def route(
-    text: str, devices: Sequence[DeviceRef], *, pending_action: bool, language: str = "en"
+    text: str,
+    devices: Sequence[DeviceRef],
+    *,
+    pending_action: bool,
+    previous: Previous | None = None,
+    language: str = "en",
 ) -> Route:
     """The route of one message from a household with `devices`; `pending_action` says whether
-    the answer this message follows proposed a change that awaits a yes or no. ValueError for
-    an unknown language."""
+    the answer this message follows proposed a change that awaits a yes or no, `previous`
+    what that answer was about (None: read the message on its own). ValueError for an
+    unknown language."""
     g = grammar(language)
     tokens = g.tokenise(text)
     early = rules.consent(g, text, tokens, pending=pending_action)
@@ -59,16 +72,45 @@ def route(
     decision = rules.decide(g, home, msg)
     if pending_action and (decision.branch == "smalltalk" or decision.rule in _ASK_AGAIN):
         return Route("consent", "consent.unclear")
+    if previous is not None:
+        replied = follow.which(home, msg, previous)
+        if replied is not None:
+            return _route(replied.decision, msg, replied)
+    if decision.branch != "action":
+        unsupported = rules.unsupported(g, msg, decision)
+        if unsupported is not None:
+            return Route(unsupported.branch, unsupported.rule)
     if decision.branch not in _DATA_BRANCHES:
         return Route(decision.branch, decision.rule)
-    named = dict.fromkeys(name for m in msg.mentions for name in m.devices)
-    unclear = {name for m in msg.mentions for name in m.candidates} - named.keys()
+    named = tuple(dict.fromkeys(name for m in msg.mentions for name in m.devices))
+    unclear = {name for m in msg.mentions for name in m.candidates} - set(named)
+    if previous is not None and decision.branch != "action":
+        followed = follow.follow(g, msg, decision, named, previous)
+        if followed is not None:
+            return _route(
+                followed.decision,
+                msg,
+                dataclasses.replace(followed, ambiguous=tuple(sorted(unclear))),
+            )
     return Route(
         decision.branch,
         decision.rule,
         windows=tuple(msg.windows),
-        devices=tuple(named),
+        devices=named,
         ambiguous=tuple(sorted(unclear)),
         action=decision.action,
         also_report=decision.also_report,
+    )
+
+
+def _route(decision: rules.Decision, msg: Message, f: follow.Followed) -> Route:
+    return Route(
+        decision.branch,
+        decision.rule,
+        windows=tuple(msg.windows),
+        devices=f.devices,
+        ambiguous=f.ambiguous,
+        action=decision.action,
+        follows=f.follows,
+        against_previous=f.against_previous,
     )

@@ -40,7 +40,7 @@ from typing import Literal
 from router.devices import Household
 from router.grammar import Grammar
 from router.lexicon import Consent, PowerValue
-from router.message import Clause, Message
+from router.message import WINDOW, Clause, Message
 
 Branch = Literal["energy", "cost", "action", "consent", "smalltalk", "out_of_scope"]
 Op = Literal["SET_POWER", "SET_CHARGE_CURRENT", "SET_BATTERY_RESERVE"]
@@ -49,6 +49,11 @@ _RULES: dict[Op, str] = {
     "SET_CHARGE_CURRENT": "action.charge_current",
     "SET_BATTERY_RESERVE": "action.battery_reserve",
 }
+
+
+def op_rule(op: Op) -> str:
+    """The rule an order of `op` is routed by ("action.power")."""
+    return _RULES[op]
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,10 @@ def decide(g: Grammar, home: Household, msg: Message) -> Decision:
     if g.energy.found(words, text):
         return Decision("energy", "energy.keyword")
     said = g.words(msg.tokens)
-    kinds = g.smalltalk.cover(said)
+    # A window alone does not make smalltalk a question: "how are you today?".
+    kinds = g.smalltalk.cover(said) or (
+        None if msg.mentions else g.smalltalk.cover([w for w in said if w[:1] != WINDOW])
+    )
     if kinds:
         return Decision("smalltalk", f"smalltalk.{kinds[0]}")
     if msg.mentions:
@@ -110,6 +118,24 @@ def decide(g: Grammar, home: Household, msg: Message) -> Decision:
     if msg.windows:
         return Decision("energy", "energy.window")
     return Decision("out_of_scope", "out_of_scope.default" if said else "out_of_scope.empty")
+
+
+def unsupported(g: Grammar, msg: Message, decision: Decision) -> Decision | None:
+    """unsupported.explain ("why is my bill higher?"), unsupported.projection ("what will my
+    bill be this month?"), unsupported.advice ("when is the cheapest time to run the
+    dishwasher?"): questions about energy or money that wattwise has no computation for.
+    They get an honest answer naming what it can do, never the nearest figure."""
+    if decision.branch not in ("energy", "cost", "out_of_scope") or decision.rule in (
+        "out_of_scope.injection",
+        "out_of_scope.other_household",
+        "out_of_scope.topic",
+    ):
+        return None
+    words, text = msg.words(), msg.text()
+    for kind, phrases in g.unsupported.items():
+        if phrases.found(words, text):
+            return Decision("out_of_scope", f"unsupported.{kind}")
+    return None
 
 
 def _asks_state(g: Grammar, msg: Message, c: Clause) -> bool:

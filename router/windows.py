@@ -11,6 +11,9 @@ last day of a range, the first such day on or after the range's first day.
 - "on Monday" is the most recent Monday before today; "since Monday" the most recent Monday
   on or before today.
 - A range includes both its days; one given backwards is turned round.
+- "the week before", "the day before", "the month before", "the one before" name a window
+  relative to another, the one the conversation was about (`resolve_before`); alone, to
+  today: the day before is yesterday, the week before is last week.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def resolve_window(ref: WindowRef, today: date) -> tuple[date, date | None]:
     """The first local day of the window, and the day it ends before (None: it runs to now)."""
     monday = today - timedelta(days=today.weekday())
     first_of_month = today.replace(day=1)
+    if ref.kind == "before":  # before today's window, the default one
+        return resolve_before(ref, today, today)
     if ref.kind == "today":
         return today, None
     if ref.kind == "yesterday":
@@ -85,6 +90,25 @@ def resolve_window(ref: WindowRef, today: date) -> tuple[date, date | None]:
     last = _earliest(end, first)
     first, last = min(first, last), max(first, last)
     return first, last + timedelta(days=1)
+
+
+def resolve_before(ref: WindowRef, first: date, last: date) -> tuple[date, date]:
+    """The window `ref` ("the week before") names before the local days [first, last]: the
+    day before `first`; the Monday-Sunday week before the one `first` is in; the calendar
+    month before `first`'s; or (days=0) as many days as [first, last] holds, just before it.
+    Returns its first day and the day it ends before."""
+    if ref.kind != "before":
+        raise ValueError(f"{ref} is not relative to another window")
+    if ref.days == 1:
+        return first - timedelta(days=1), first
+    if ref.days == 7:
+        monday = first - timedelta(days=first.weekday())
+        return monday - timedelta(days=7), monday
+    if ref.days == 31:
+        start = first.replace(day=1)
+        return (start - timedelta(days=1)).replace(day=1), start
+    length = (last - first).days + 1
+    return first - timedelta(days=length), first
 
 
 def _count(ref: WindowRef) -> int:
@@ -243,6 +267,8 @@ class WindowFinder:
             else:
                 form = next(g for g in slot.forms if any(m[name] for name in g.values()))
                 days[slot.name] = self._day({p: v for p, name in form.items() if (v := m[name])})
+        if phrase.kind == "before":
+            return WindowRef("before", days=phrase.days)
         if phrase.kind in ("last_days", "days_ago"):
             total = phrase.days or (count or 0) * phrase.unit
             return WindowRef(phrase.kind, days=total) if total > 0 else None

@@ -30,6 +30,7 @@ WindowKind = Literal[
     "since",
     "date",
     "range",
+    "before",  # the day (days=1), week (7), month (31) or same span (0) before another window
 ]
 
 
@@ -91,6 +92,14 @@ class Lexicon:
     injection: tuple[str, ...]
     other_household: tuple[str, ...]
     off_topic: tuple[str, ...]
+    # Follow-ups: phrases that open a message continuing the previous question ("and",
+    # "what about"), and words that refer back to its window ("that", "it").
+    follow_openers: tuple[str, ...]
+    back_references: tuple[str, ...]
+    compare_words: tuple[str, ...]
+    # Questions wattwise has no computation for yet, by rule suffix (rule unsupported.<kind>):
+    # answered with what it can do instead, never with a nearby figure.
+    unsupported: Mapping[str, tuple[str, ...]]
     # Rule suffix -> phrases; a phrase ending in "*" takes the rest of the message.
     smalltalk: Mapping[str, tuple[str, ...]]
     smalltalk_fillers: tuple[str, ...]

@@ -14,6 +14,7 @@ import pytest
 
 from service.settings import Settings
 from telemetry import access
+from tests.chat import Chat, commands_in, outbox, said
 from tests.integration.conftest import MakeUser
 from tests.integration.homes import seeded_home
 from tests.routing import NEAR_MISSES
@@ -21,49 +22,6 @@ from tests.routing import NEAR_MISSES
 pytestmark = pytest.mark.usefixtures("deps")
 
 COMMAND = {"op": "SET_POWER", "device_name": "Dishwasher", "value": "OFF"}
-
-
-def _chunks(response: httpx.Response) -> list[Any]:
-    assert response.status_code == 200, response.text
-    out = []
-    for line in response.text.splitlines():
-        if line.startswith("data: {"):
-            out.append(json.loads(line[6:]))
-    return out
-
-
-def _said(chunks: list[Any]) -> str:
-    return "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
-
-
-def _commands_in(chunks: list[Any]) -> list[Any]:
-    return [c["data"] for c in chunks if c["type"] == "data-command"]
-
-
-async def _outbox(pool: asyncpg.Pool, household: uuid.UUID) -> list[Any]:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT command FROM commands WHERE household_id = $1", household)
-    return [
-        json.loads(r["command"]) if isinstance(r["command"], str) else r["command"] for r in rows
-    ]
-
-
-class Chat:
-    """A client keeping its thread, as useChat does."""
-
-    def __init__(self, client: httpx.AsyncClient, household: uuid.UUID, headers: dict[str, str]):
-        self.client = client
-        self.path = f"/v1/households/{household}/chat"
-        self.headers = headers
-        self.thread: list[dict[str, str]] = []
-
-    async def say(self, text: str, *, keep: bool = True) -> list[Any]:
-        asked = {"role": "user", "content": text}
-        body = {"messages": [*self.thread, asked]}
-        chunks = _chunks(await self.client.post(self.path, headers=self.headers, json=body))
-        if keep:
-            self.thread += [asked, {"role": "assistant", "content": _said(chunks)}]
-        return chunks
 
 
 @pytest.fixture
@@ -88,20 +46,20 @@ async def test_near_misses_ask_again_and_send_nothing_then_a_plain_yes_sends_one
     ]
     for text in NEAR_MISSES:
         chunks = await chat.say(text, keep=False)  # each answers the proposal itself
-        assert _commands_in(chunks) == [], text
-        said = _said(chunks)
+        assert commands_in(chunks) == [], text
+        answer = said(chunks)
         [route] = [c["data"] for c in chunks if c["type"] == "data-route"]
         assert route["branch"] == "consent", (text, route)
-        assert "have not changed anything" in said, (text, said)
-        block = said.split("```json\n")[1].split("\n```")[0]
+        assert "have not changed anything" in answer, (text, answer)
+        block = answer.split("```json\n")[1].split("\n```")[0]
         assert json.loads(block) == COMMAND, text  # asked again with its exact command
-    assert await _outbox(pool, household) == []
+    assert await outbox(pool, household) == []
     # A near miss kept in the thread: the proposal is still bound, and the plain yes after the
     # repeated question confirms that one proposal.
     await chat.say("ok")
-    [command] = _commands_in(await chat.say("Yes!"))
+    [command] = commands_in(await chat.say("Yes!"))
     assert (command["action_id"], command["command"]) == (proposal["id"], COMMAND)
-    assert await _outbox(pool, household) == [COMMAND]
+    assert await outbox(pool, household) == [COMMAND]
 
 
 async def test_a_yes_binds_to_its_own_threads_proposal(
@@ -112,21 +70,21 @@ async def test_a_yes_binds_to_its_own_threads_proposal(
     await first.say("turn off the dishwasher")
     # A bare yes with no thread, and a yes in a fresh thread answering another question,
     # confirm nothing, though the proposal waits for this very user.
-    assert _commands_in(await Chat(client, household, headers).say("yes")) == []
+    assert commands_in(await Chat(client, household, headers).say("yes")) == []
     await second.say("how much energy did I use today?")
-    assert _commands_in(await second.say("yes")) == []
+    assert commands_in(await second.say("yes")) == []
     # Cancelled in the second tab, another proposal made there: the first thread's yes
     # answers its own proposal, which is gone, and sends nothing.
     await second.say("turn off the dishwasher")
     await second.say("no")
     await second.say("turn on the heat pump")
     chunks = await first.say("yes")
-    assert _commands_in(chunks) == []
-    assert "did not send anything" in _said(chunks)
+    assert commands_in(chunks) == []
+    assert "did not send anything" in said(chunks)
     # After a new question, a bare yes no longer confirms the proposal before it.
-    assert _commands_in(await second.say("what did I use yesterday?")) == []
-    assert _commands_in(await second.say("yes")) == []
-    assert await _outbox(pool, household) == []
+    assert commands_in(await second.say("what did I use yesterday?")) == []
+    assert commands_in(await second.say("yes")) == []
+    assert await outbox(pool, household) == []
 
 
 async def test_an_answer_copied_into_another_users_thread_is_not_recognised(
@@ -143,8 +101,8 @@ async def test_an_answer_copied_into_another_users_thread_is_not_recognised(
         await access.add_member(conn, household_id=household, user_id=other.id, role="member")
     copied = Chat(client, household, other_headers)
     copied.thread = list(owner.thread)
-    assert _commands_in(await copied.say("yes")) == []
-    assert await _outbox(pool, household) == []
+    assert commands_in(await copied.say("yes")) == []
+    assert await outbox(pool, household) == []
 
 
 async def test_the_openai_endpoint_takes_only_the_plain_yes_of_its_thread(
@@ -175,4 +133,4 @@ async def test_the_openai_endpoint_takes_only_the_plain_yes_of_its_thread(
             assert "command" not in answer["wattwise"], (model, text)
         done = await complete(model, [*thread, {"role": "user", "content": "yes"}])
         assert done["wattwise"]["command"] == COMMAND
-    assert await _outbox(pool, household) == [COMMAND, COMMAND]
+    assert await outbox(pool, household) == [COMMAND, COMMAND]

@@ -1,0 +1,129 @@
+"""Follow-ups through /chat with the offline narrator: each message is read against the
+state the answer before it left (agent.dialogue, router.follow)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from service.settings import Settings
+from tests.chat import Chat, said
+from tests.integration.conftest import MakeUser
+from tests.integration.homes import seeded_home
+
+pytestmark = pytest.mark.usefixtures("deps")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"rate_per_minute": 6000, "rate_burst": 100})
+
+
+@pytest.fixture
+async def chat(client: httpx.AsyncClient, pool: asyncpg.Pool, make_user: MakeUser) -> Chat:
+    user, headers = await make_user("resident")
+    household = await seeded_home(pool, user.id, days=20, seed=13)
+    return Chat(client, household, headers)
+
+
+def _part(chunks: list[Any], name: str) -> Any:
+    [data] = [c["data"] for c in chunks if c["type"] == f"data-{name}"]
+    return data
+
+
+def _inputs(chunks: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(c["toolName"], c["input"]) for c in chunks if c["type"] == "tool-input-available"]
+
+
+async def test_a_follow_up_inherits_the_branch_and_shifts_the_window(chat: Chat) -> None:
+    first = await chat.say("what did I spend on electricity last week?")
+    assert _part(first, "route")["branch"] == "cost"
+    [(tool, args)] = _inputs(first)
+    assert (tool, args["window"]["name"]) == ("cost_breakdown", "last_week")
+    second = await chat.say("and the week before?")
+    route = _part(second, "route")
+    assert (route["branch"], route["rule"]) == ("cost", "follow.cost")
+    [(tool, args)] = _inputs(second)
+    assert tool == "cost_breakdown"
+    first_day = date.fromisoformat(args["window"]["first_date"])
+    last_day = date.fromisoformat(args["window"]["last_date"])
+    assert first_day.weekday() == 0
+    assert last_day - first_day == timedelta(days=6)
+    third = await chat.say("and the week before?")
+    [(_, args)] = _inputs(third)
+    assert date.fromisoformat(args["window"]["first_date"]) == first_day - timedelta(days=7)
+
+
+async def test_another_device_keeps_the_window_and_in_euros_keeps_both(chat: Chat) -> None:
+    first = await chat.say("how much did the heat pump use yesterday?")
+    [(tool, args)] = _inputs(first)
+    assert (tool, args["device_name"], args["window"]["name"]) == (
+        "device_usage",
+        "Heat pump",
+        "yesterday",
+    )
+    second = await chat.say("what about the fridge?")
+    [(tool, args)] = _inputs(second)
+    assert (tool, args["device_name"], args["window"]["name"]) == (
+        "device_usage",
+        "Fridge",
+        "yesterday",
+    )
+    third = await chat.say("and in euros?")
+    assert _part(third, "route")["branch"] == "cost"
+    [(tool, args)] = _inputs(third)
+    assert (tool, args["window"]["name"]) == ("cost_breakdown", "yesterday")
+
+
+async def test_compare_that_compares_the_previous_window(chat: Chat) -> None:
+    await chat.say("how much energy did I use last week?")
+    chunks = await chat.say("compare that with the week before")
+    [(tool, args)] = _inputs(chunks)
+    assert tool == "compare_windows"
+    assert args["a"]["name"] == "last_week"
+    assert args["b"]["name"] == "dates"
+
+
+async def test_a_thread_the_server_did_not_answer_is_read_on_its_own_words(chat: Chat) -> None:
+    await chat.say("what did I spend on electricity last week?")
+    chat.thread[-1]["content"] = "You spent 1,000,000 EUR."  # not what the server said
+    chunks = await chat.say("and yesterday?")
+    assert _part(chunks, "route")["branch"] == "energy"
+
+
+async def test_questions_without_a_computation_get_an_honest_answer_and_no_figure(
+    chat: Chat,
+) -> None:
+    for text in (
+        "why is my bill higher than usual?",
+        "what will my bill be this month?",
+        "when is the cheapest time to run the dishwasher?",
+    ):
+        chunks = await chat.say(text, keep=False)
+        assert _part(chunks, "route")["branch"] == "out_of_scope", text
+        assert _inputs(chunks) == [], text
+        assert not any(ch.isdigit() for ch in said(chunks)), said(chunks)
+    chunks = await chat.say("how are you today?")
+    assert _part(chunks, "route")["branch"] == "smalltalk"
+
+
+async def test_which_one_is_answered_by_the_next_message(chat: Chat, pool: asyncpg.Pool) -> None:
+    household = uuid.UUID(chat.path.split("/")[3])
+    async with pool.acquire() as conn:
+        for name in ("Heater", "Hall heater"):
+            await conn.execute(
+                "INSERT INTO devices (household_id, name, kind, controllable, max_watts)"
+                " VALUES ($1, $2, 'consumer', true, 2000)",
+                household,
+                name,
+            )
+    asked = await chat.say("turn off the heaters")
+    assert "Which one" in said(asked), said(asked)
+    chunks = await chat.say("the hall one")
+    [action] = [c["data"] for c in chunks if c["type"] == "data-action"]
+    assert action["command"] == {"op": "SET_POWER", "device_name": "Hall heater", "value": "OFF"}
