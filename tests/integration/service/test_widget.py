@@ -132,6 +132,10 @@ async def demo(
         # No simulated readings: a test compares the header with /live, which a reading
         # arriving between the two would change.
         "WATTWISE_DEMO_READING_SECONDS": "0",
+        # The module's tests are one person asking faster than anyone types; run one after
+        # another, they ran out of the default burst of 5 (the 429 path is tested in-process).
+        "WATTWISE_RATE_BURST": "100",
+        "WATTWISE_RATE_PER_MINUTE": "600",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service.cli", "demo", "--days", "2",
@@ -227,6 +231,8 @@ async def _shot(page: Page, name: str) -> None:
 async def _ask(page: Page, question: str) -> Any:
     """Type and send a question; the locator of the answer it starts."""
     answers = page.locator(".ww-assistant")
+    # The widget takes no new question while an answer streams (Send is hidden then).
+    await expect(page.get_by_role("button", name="Send")).to_be_visible()
     before = await answers.count()
     box = page.get_by_label(ASK)
     await box.fill(question)
