@@ -30,6 +30,7 @@ def calls(
     today: date,
     report_only: bool = False,
     compared: WindowArg | None = None,
+    southern: bool = False,
 ) -> list[tuple[str, BaseModel]]:
     """The tool calls (name, arguments) the narrator answers `text` from, chosen by its
     route; `report_only`: the energy report alone (after a proposal that asked for one);
@@ -41,7 +42,7 @@ def calls(
     if route.branch == "cost":
         return [("cost_breakdown", catalog.WindowOnly(window=window))]
     if len(route.windows) >= 2:
-        b = from_route(route.windows[1], today)
+        b = from_route(route.windows[1], today, southern=southern)
         return [("compare_windows", catalog.CompareArgs(a=window, b=b))]
     if route.rule == "energy.device_state" or (route.window is None and _LIVE.search(text)):
         return [("live_status", catalog.NoArgs())]

@@ -91,7 +91,7 @@ from router import Branch as RouterBranch
 from router.follow import Previous
 from telemetry import access, households
 from telemetry.households import Device
-from telemetry.windows import Window
+from telemetry.windows import Window, southern
 from tools import catalog
 from tools.base import Branch, ToolContext, ToolDefinition, call, error
 from tools.windows import WindowArg, resolve
@@ -312,10 +312,14 @@ class Turn:
         if r.branch in ("energy", "cost", "action"):
             before = state.window if state is not None and r.follows else None
             span = (before.name, before.first, before.last) if before else None
-            arg = follow_up(None if r.against_previous else r.window, self.today, span)
+            south = southern(self.household.timezone)
+            arg = follow_up(
+                None if r.against_previous else r.window, self.today, span, southern=south
+            )
             period = self._period(arg)
             if r.against_previous and r.window is not None:
-                compared = self._period(follow_up(r.window, self.today, span))
+                again = follow_up(r.window, self.today, span, southern=south)
+                compared = self._period(again)
         found = Prepared(r, devices, state, period, "fixed", deadline, compared=compared)
         if r.branch in ("energy", "cost") and not r.clarify:
             found = await self._prepare_answer(found, r.branch)
@@ -645,6 +649,7 @@ class Turn:
             today=self.today,
             report_only=report_only,
             compared=p.compared.arg if p.compared is not None else None,
+            southern=southern(self.household.timezone),
         )
 
     async def _run_tool(

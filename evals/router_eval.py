@@ -30,7 +30,9 @@ DEFAULT_CASES = Path(__file__).resolve().parent / "router" / "router.jsonl"
 _EXPECT_FIELDS = frozenset(
     {"branch", "window", "devices", "ambiguous", "op", "value", "device", "consent", "also_report"}
 )
-_WINDOW_FIELDS = frozenset({"kind", "days", "start", "end", "weekday"})
+_WINDOW_FIELDS = frozenset(
+    {"kind", "days", "start", "end", "weekday", "last_weekday", "months", "complete"}
+)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,9 @@ def _window(raw: dict[str, Any]) -> WindowRef:
         start=_day(raw.get("start")),
         end=_day(raw.get("end")),
         weekday=raw.get("weekday"),
+        last_weekday=raw.get("last_weekday"),
+        months=raw.get("months"),
+        complete=raw.get("complete", False),
     )
 
 

@@ -10,7 +10,14 @@ last day of a range, the first such day on or after the range's first day.
   is the previous Monday-Sunday week, "last month" the previous calendar month.
 - "on Monday" is the most recent Monday before today; "since Monday" the most recent Monday
   on or before today.
-- A range includes both its days; one given backwards is turned round.
+- A range includes both its days; one given backwards is turned round. A weekday range
+  ("from Monday to Wednesday") ends on the most recent such last weekday, today included.
+- A month or a year without a year ("in November", "this year") is the most recent one that
+  has begun: to now while it runs. "last November", "last year" is the most recent one that
+  has ended. A season is three calendar months (meteorological: winter is December to
+  February in the northern hemisphere, June to August in the southern), read the same way.
+- "the week before last" is the Monday-Sunday week two weeks back; "N weeks ago" N weeks
+  back; "N months ago", "the month before last" whole calendar months back.
 - "the week before", "the day before", "the month before", "the one before" name a window
   relative to another, the one the conversation was about (`resolve_before`); alone, to
   today: the day before is yesterday, the week before is last week.
@@ -49,15 +56,38 @@ class WindowRef:
     days: int | None = None  # last_days, days_ago
     start: date | DayRef | None = None  # since, date, range
     end: date | DayRef | None = None  # range, inclusive
-    weekday: int | None = None  # since, date: Monday is 0
+    weekday: int | None = None  # since, date, weekdays: Monday is 0
+    last_weekday: int | None = None  # weekdays
+    months: int | None = None  # months, season: how many calendar months from start
+    complete: bool = False  # months, season: the most recent that has ended
 
 
-def resolve_window(ref: WindowRef, today: date) -> tuple[date, date | None]:
-    """The first local day of the window, and the day it ends before (None: it runs to now)."""
+def resolve_window(
+    ref: WindowRef, today: date, *, southern: bool = False
+) -> tuple[date, date | None]:
+    """The first local day of the window, and the day it ends before (None: it runs to now).
+    `southern`: the household is in the southern hemisphere, where seasons are shifted."""
     monday = today - timedelta(days=today.weekday())
     first_of_month = today.replace(day=1)
     if ref.kind == "before":  # before today's window, the default one
         return resolve_before(ref, today, today)
+    if ref.kind in ("months", "season"):
+        start = _day(ref.start, ref)
+        if ref.kind == "season" and southern and isinstance(start, DayRef):
+            start = DayRef(1, ((start.month or 1) + 5) % 12 + 1)  # six months on
+        return _months(start, _count_months(ref), ref.complete, today)
+    if ref.kind == "weeks_ago":
+        first = monday - timedelta(days=7 * _count(ref))
+        return first, first + timedelta(days=7)
+    if ref.kind == "months_ago":
+        first = add_months(first_of_month, -_count(ref))
+        return first, add_months(first, 1)
+    if ref.kind == "weekdays":
+        if ref.weekday is None or ref.last_weekday is None:
+            raise ValueError(f"{ref} needs its first and last weekday")
+        last = today - timedelta(days=(today.weekday() - ref.last_weekday) % 7)
+        first = last - timedelta(days=(ref.last_weekday - ref.weekday) % 7)
+        return first, None if last == today else last + timedelta(days=1)
     if ref.kind == "today":
         return today, None
     if ref.kind == "yesterday":
@@ -95,8 +125,9 @@ def resolve_window(ref: WindowRef, today: date) -> tuple[date, date | None]:
 def resolve_before(ref: WindowRef, first: date, last: date) -> tuple[date, date]:
     """The window `ref` ("the week before") names before the local days [first, last]: the
     day before `first`; the Monday-Sunday week before the one `first` is in; the calendar
-    month before `first`'s; or (days=0) as many days as [first, last] holds, just before it.
-    Returns its first day and the day it ends before."""
+    month (days=31) or year (365) before `first`'s; or (days=0) as many days as [first,
+    last] holds, just before it, or as many calendar months when it is whole months ("last
+    winter", then "the one before"). Returns its first day and the day it ends before."""
     if ref.kind != "before":
         raise ValueError(f"{ref} is not relative to another window")
     if ref.days == 1:
@@ -106,9 +137,42 @@ def resolve_before(ref: WindowRef, first: date, last: date) -> tuple[date, date]
         return monday - timedelta(days=7), monday
     if ref.days == 31:
         start = first.replace(day=1)
-        return (start - timedelta(days=1)).replace(day=1), start
+        return add_months(start, -1), start
+    if ref.days == 365:
+        start = date(first.year, 1, 1)
+        return date(first.year - 1, 1, 1), start
+    after = last + timedelta(days=1)
+    if first.day == 1 and after.day == 1:
+        months = (after.year - first.year) * 12 + after.month - first.month
+        return add_months(first, -months), first
     length = (last - first).days + 1
     return first - timedelta(days=length), first
+
+
+def add_months(first: date, months: int) -> date:
+    """The first of the month `months` calendar months after (before) `first`'s."""
+    year, month = divmod(first.year * 12 + first.month - 1 + months, 12)
+    return date(year, month + 1, 1)
+
+
+def _months(
+    start: date | DayRef, months: int, complete: bool, today: date
+) -> tuple[date, date | None]:
+    """`months` calendar months from `start` (the first of a month; without a year the most
+    recent such on or before today, or with `complete` the most recent such run that has
+    ended)."""
+    first = _latest(start, today)
+    end = add_months(first, months)
+    if complete and end > today and not isinstance(start, date):
+        first = _latest(start, first - timedelta(days=1))
+        end = add_months(first, months)
+    return first, end if end <= today or first > today else None
+
+
+def _count_months(ref: WindowRef) -> int:
+    if ref.months is None:
+        raise ValueError(f"{ref} needs months")
+    return ref.months
 
 
 def _count(ref: WindowRef) -> int:
@@ -169,7 +233,11 @@ class WindowFinder:
             "year": r"(?P<G>[0-9]{4})",
             "n": rf"(?P<G>[0-9]{{1,3}}|{alternation(lexicon.numbers)})",
             "weekday": f"(?P<G>{alternation(lexicon.weekdays)})",
+            "season": f"(?P<G>{alternation(lexicon.seasons)})",
         }
+        # Primitives only date forms use; in a window pattern {month} and {year} stand alone.
+        self._date_parts = frozenset({"iso", "day", "ordinal"})
+        self._seasons = lexicon.seasons
         self._date_forms = lexicon.date_forms
         self._entries: list[tuple[WindowPhrase, list[_Slot]]] = []
         patterns = []
@@ -182,16 +250,18 @@ class WindowFinder:
         self.words = frozenset(
             word
             for pattern in (*(p.pattern for p in lexicon.windows), *lexicon.date_forms)
-            for m in re.finditer(r"([^\W\d_]+)(\??)", _SLOT.sub(" ", pattern))
+            for m in re.finditer(r"([^\W\d_]+)(\??)", _SLOT.sub(" ", _unlooked(pattern)))
             for word in (m[1], m[1][:-1] if m[2] else m[1])
         ) | {
             word.split()[0]
-            for table in (lexicon.months, lexicon.weekdays, lexicon.numbers)
+            for table in (lexicon.months, lexicon.weekdays, lexicon.numbers, lexicon.seasons)
             for word in table
         }
         # Every window has a word that is not a common one ("week", "monday", "3") among its
         # first _LEAD: the regex is not run where none follows, nor at all in most messages.
-        self._anchors = self.words - frozenset(lexicon.common_words)
+        self._anchors = self.words - frozenset(lexicon.common_words) | frozenset(
+            lexicon.window_anchors
+        )
 
     def _expand(self, template: str, prefix: str) -> tuple[str, list[_Slot]]:
         slots: list[_Slot] = []
@@ -206,9 +276,12 @@ class WindowFinder:
 
     def _slot(self, name: str, prefix: str, slots: list[_Slot]) -> str:
         """The pattern of one slot, its groups recorded in `slots`: one dict per form."""
-        if name in ("n", "weekday"):
+        if name in self._primitives and name not in self._date_parts:
             slots.append(_Slot(name, ({name: prefix},)))
             return self._group(name, prefix)
+        if name == "until_weekday":
+            slots.append(_Slot(name, ({"weekday": prefix},)))
+            return self._group("weekday", prefix)
         forms = self._date_forms + (("{day}",) if name == "end" else ())
         groups: list[dict[str, str]] = []
         alternatives = []
@@ -256,22 +329,41 @@ class WindowFinder:
     def _window(
         self, m: re.Match[str], phrase: WindowPhrase, slots: list[_Slot]
     ) -> WindowRef | None:
-        count = weekday = None
+        count = weekday = last_weekday = month = year = None
         days: dict[str, date | DayRef] = {}
         for slot in slots:
+            text = m[next(iter(slot.forms[0].values()))]
             if slot.name == "n":
-                text = m[slot.forms[0]["n"]]
                 count = int(text) if text.isdigit() else self._numbers[text]
             elif slot.name == "weekday":
-                weekday = self._weekdays[m[slot.forms[0]["weekday"]]]
+                weekday = self._weekdays[text]
+            elif slot.name == "until_weekday":
+                last_weekday = self._weekdays[text]
+            elif slot.name == "month":
+                month = self._months[text]
+            elif slot.name == "season":
+                month = self._seasons[text]
+            elif slot.name == "year":
+                year = int(text)
             else:
                 form = next(g for g in slot.forms if any(m[name] for name in g.values()))
                 days[slot.name] = self._day({p: v for p, name in form.items() if (v := m[name])})
         if phrase.kind == "before":
             return WindowRef("before", days=phrase.days)
-        if phrase.kind in ("last_days", "days_ago"):
+        if phrase.kind in ("last_days", "days_ago", "weeks_ago", "months_ago"):
             total = phrase.days or (count or 0) * phrase.unit
             return WindowRef(phrase.kind, days=total) if total > 0 else None
+        if phrase.kind == "weekdays":
+            return WindowRef("weekdays", weekday=weekday, last_weekday=last_weekday)
+        month = month or phrase.month
+        if phrase.kind in ("months", "season"):
+            assert month is not None, phrase  # the lexicon gives a month, or a slot for one
+            first: date | DayRef = DayRef(1, month) if year is None else date(year, month, 1)
+            return WindowRef(
+                phrase.kind, start=first, months=phrase.months, complete=phrase.complete
+            )
+        if phrase.kind == "since" and month is not None:  # "since November"
+            return WindowRef("since", start=DayRef(1, month))
         start, end = days.get("date"), days.get("end")
         if isinstance(end, DayRef) and end.month is None and start is not None:
             end = _inherit(end, start)
@@ -290,8 +382,22 @@ class WindowFinder:
 
 @dataclass(frozen=True)
 class _Slot:
-    name: str  # n, weekday, date, end
+    name: str  # n, weekday, until_weekday, month, year, season, date, end
     forms: tuple[dict[str, str], ...]  # per form: primitive -> group name
+
+
+def _unlooked(pattern: str) -> str:
+    """`pattern` without its negative lookaheads: what they name is no part of a window."""
+    out, i = [], 0
+    while (j := pattern.find("(?!", i)) >= 0:
+        out.append(pattern[i:j])
+        depth, i = 0, j
+        while True:
+            depth += {"(": 1, ")": -1}.get(pattern[i], 0) if pattern[i - 1 : i] != "\\" else 0
+            i += 1
+            if depth == 0:
+                break
+    return "".join(out) + pattern[i:]
 
 
 def _inherit(end: DayRef, start: date | DayRef) -> date | DayRef:

@@ -18,9 +18,13 @@ Everything is computed in the household's IANA timezone and handed out as UTC in
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import re
+import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -88,6 +92,59 @@ class Window:
 def _zone_names() -> frozenset[str]:
     # Read once: scanning the zoneinfo directories takes tens of milliseconds.
     return frozenset(available_timezones()) - _NOT_ZONES
+
+
+def southern(timezone: str) -> bool:
+    """Whether the zone's place lies south of the equator (its seasons are the other way
+    round): by the latitude the tz database's zone1970.tab (or zone.tab) gives it; for a
+    zone it does not list (an alias such as Australia/ACT, Etc/GMT-10), by whether its
+    clocks go forward in the northern winter, and otherwise north."""
+    latitude = _latitudes().get(timezone)
+    if latitude is not None:
+        return latitude < 0
+    try:
+        tz = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    january, july = (datetime(2025, m, 1, 12, tzinfo=tz).utcoffset() for m in (1, 7))
+    return january is not None and july is not None and january > july
+
+
+@functools.cache
+def _latitudes() -> dict[str, float]:
+    """Zone name -> latitude in degrees, from the first tz database table found: the
+    system's (zoneinfo.TZPATH), else the tzdata package's."""
+    for text in _zone_tables():
+        found = {}
+        for line in text.splitlines():
+            fields = line.split("\t")
+            if line.startswith("#") or len(fields) < 3:
+                continue
+            m = _COORDINATES.match(fields[1])
+            if m is not None:
+                degrees, minutes, seconds = int(m[2]), int(m[3]), int(m[4] or 0)
+                sign = -1 if m[1] == "-" else 1
+                found[fields[2]] = sign * (degrees + minutes / 60 + seconds / 3600)
+        if found:
+            return found
+    return {}
+
+
+def _zone_tables() -> Iterator[str]:
+    for name in ("zone1970.tab", "zone.tab"):
+        for folder in zoneinfo.TZPATH:
+            try:
+                yield Path(folder, name).read_text(encoding="utf-8")
+            except OSError:
+                continue
+        try:
+            yield importlib.resources.files("tzdata.zoneinfo").joinpath(name).read_text("utf-8")
+        except (ModuleNotFoundError, OSError):
+            continue
+
+
+# ISO 6709 latitude as zone.tab writes it: +DDMM or +DDMMSS, then the longitude.
+_COORDINATES = re.compile(r"([+-])([0-9]{2})([0-9]{2})([0-9]{2})?[+-]")
 
 
 def zone(name: str) -> ZoneInfo:

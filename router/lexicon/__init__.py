@@ -31,19 +31,32 @@ WindowKind = Literal[
     "date",
     "range",
     "before",  # the day (days=1), week (7), month (31) or same span (0) before another window
+    "months",  # whole calendar months: a month, a year ("in 2025", "so far this year")
+    "season",  # three calendar months, named for the northern hemisphere
+    "weeks_ago",  # the Monday-Sunday week `days` weeks back ("the week before last": 2)
+    "months_ago",  # the calendar month `days` months back
+    "weekdays",  # a weekday range ("from Monday to Wednesday")
 ]
 
 
 @dataclass(frozen=True)
 class WindowPhrase:
-    """A window as a pattern. Slots: {n} a count, {weekday}, {date} a calendar day, {end} a
-    range's last day (a day alone inherits the first day's month). The count of last_days and
-    days_ago is `days`, or {n} times `unit`."""
+    """A window as a pattern. Slots: {n} a count, {weekday}, {until_weekday} a weekday range's
+    last day, {date} a calendar day, {end} a range's last day (a day alone inherits the first
+    day's month), {month}, {year}, {season}. The count of last_days, days_ago, weeks_ago and
+    months_ago is `days`, or {n} times `unit`.
+
+    Calendar months (kind months, season): `months` of them from the first of {month} (or
+    `month`) in {year}, or without a year the most recent such start on or before today; with
+    `complete`, the most recent that has ended ("last November", "last year")."""
 
     pattern: str
     kind: WindowKind
     days: int | None = None
     unit: int = 1
+    months: int | None = None
+    month: int | None = None
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,5 +125,10 @@ class Lexicon:
     numbers: Mapping[str, int]
     months: Mapping[str, int]
     weekdays: Mapping[str, int]  # Monday is 0
+    seasons: Mapping[str, int]  # the first month of each, in the northern hemisphere
     date_forms: tuple[str, ...]  # slots {iso}, {day}, {ordinal}, {month}, {year}
     windows: tuple[WindowPhrase, ...]  # tried in order at each position
+    # Common words that still mark where a window may stand ("this year", "the one before"):
+    # every window phrase has a word among its first few that is not a common one, or one
+    # of these.
+    window_anchors: tuple[str, ...] = ()

@@ -46,6 +46,8 @@ _MONTHS = (
     "november",
     "december",
 )
+# A year is no amount: "in 2000 watts" names no window.
+_NO_UNIT = r"(?! (?:k?w|k?wh|watts?|kilowatts?|%|a|amps?|eur|euros?|cents?|pounds?)(?!\S))"
 # "sun" and "sat" are left out: "the sun" is no Sunday.
 _WEEKDAYS = {
     "monday": 0,
@@ -934,15 +936,49 @@ LEXICON = Lexicon(
         r"{month} (?:the )?{day}(?:(?: ,)? {year})?",
         r"the {ordinal}(?: of {month})?",
     ),
+    window_anchors=("year", "one", "may"),
+    seasons={"winter": 12, "spring": 3, "summer": 6, "autumn": 9, "fall": 9},
     windows=(
         WindowPhrase(r"between {date} and {end}", "range"),
         WindowPhrase(r"(?:from )?{date} (?:to|until|till|through|thru|-) {end}", "range"),
+        WindowPhrase(r"between {weekday} and {until_weekday}", "weekdays"),
+        WindowPhrase(
+            r"(?:from )?{weekday} (?:to|until|till|through|thru|-) {until_weekday}", "weekdays"
+        ),
         # Relative to the window the previous answer was about (agent.windows): "and the
         # week before?"; with none, to the question's default window, today.
         WindowPhrase(r"(?:the )?(?:day|night) before(?! yesterday)(?: that)?", "before", days=1),
+        WindowPhrase(r"(?:the )?week before last", "weeks_ago", days=2),
         WindowPhrase(r"(?:the )?week before(?: that)?(?! last)", "before", days=7),
+        WindowPhrase(r"(?:the )?month before last", "months_ago", days=2),
         WindowPhrase(r"(?:the )?month before(?: that)?", "before", days=31),
-        WindowPhrase(r"(?:the )?(?:period|same period|time) before(?: that)?", "before", days=0),
+        WindowPhrase(r"(?:the )?year before(?: that)?(?! last)", "before", days=365),
+        WindowPhrase(
+            r"(?:the )?(?:period|same period|time|one) before(?: that)?|the previous one",
+            "before",
+            days=0,
+        ),
+        # Calendar months and years. A month name alone is no window ("may", "march"): it
+        # takes a year, or a word before it.
+        WindowPhrase(
+            r"(?:so far )?this year|year to date|since (?:the )?(?:start|beginning) of "
+            r"(?:the |this )?year",
+            "months",
+            months=12,
+            month=1,
+        ),
+        WindowPhrase(r"(?:last|previous) year", "months", months=12, month=1, complete=True),
+        WindowPhrase(rf"(?:in|during) {{year}}{_NO_UNIT}", "months", months=12, month=1),
+        WindowPhrase(
+            rf"(?:(?:in|during|for|over) )?{{month}} {{year}}{_NO_UNIT}", "months", months=1
+        ),
+        WindowPhrase(r"last {month}(?!(?: the)? [0-9])", "months", months=1, complete=True),
+        WindowPhrase(r"(?:this|in|during|over|for) {month}(?!(?: the)? [0-9])", "months", months=1),
+        WindowPhrase(r"since {month}(?!(?: the)? [0-9])", "since"),
+        WindowPhrase(r"last {season}", "season", months=3, complete=True),
+        WindowPhrase(r"(?:this|in|during|over|for)(?: the)? {season}", "season", months=3),
+        WindowPhrase(r"{n} weeks? ago", "weeks_ago"),
+        WindowPhrase(r"{n} months? ago", "months_ago"),
         WindowPhrase(r"since (?:the )?(?:start|beginning) of (?:the |this )?week", "this_week"),
         WindowPhrase(r"since (?:the )?(?:start|beginning) of (?:the |this )?month", "this_month"),
         WindowPhrase(r"since yesterday", "last_days", days=2),

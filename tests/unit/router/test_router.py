@@ -285,6 +285,22 @@ def test_distance_counts_swaps_of_neighbours_as_one_edit(a: str, b: str, expecte
             "from 2026-11-01 to 2026-11-10",
             WindowRef("range", start=date(2026, 11, 1), end=date(2026, 11, 10)),
         ),
+        ("in October", WindowRef("months", start=DayRef(1, 10), months=1)),
+        ("November 2025", WindowRef("months", start=date(2025, 11, 1), months=1)),
+        ("last Nov", WindowRef("months", start=DayRef(1, 11), months=1, complete=True)),
+        ("so far this year", WindowRef("months", start=DayRef(1, 1), months=12)),
+        ("last year", WindowRef("months", start=DayRef(1, 1), months=12, complete=True)),
+        ("in 2025", WindowRef("months", start=date(2025, 1, 1), months=12)),
+        ("last winter", WindowRef("season", start=DayRef(1, 12), months=3, complete=True)),
+        ("over the summer", WindowRef("season", start=DayRef(1, 6), months=3)),
+        ("from Monday to Wednesday", WindowRef("weekdays", weekday=0, last_weekday=2)),
+        ("between fri and sunday", WindowRef("weekdays", weekday=4, last_weekday=6)),
+        ("the week before last", WindowRef("weeks_ago", days=2)),
+        ("3 weeks ago", WindowRef("weeks_ago", days=3)),
+        ("the month before last", WindowRef("months_ago", days=2)),
+        ("since October", WindowRef("since", start=DayRef(1, 10))),
+        ("the one before", WindowRef("before", days=0)),
+        ("the year before", WindowRef("before", days=365)),
     ],
 )
 def test_windows_are_read_without_a_clock(text: str, window: WindowRef) -> None:
@@ -293,7 +309,7 @@ def test_windows_are_read_without_a_clock(text: str, window: WindowRef) -> None:
 
 def test_no_window_for_what_is_not_one() -> None:
     assert routed("how much did I use on February 30th?").window is None
-    assert routed("how much did I use in October?").window is None  # no year: not supported
+    assert routed("how much may I use in a day?").window is None  # a month name alone is not one
     compared = routed("compare this week to last week")
     assert compared.windows == (WindowRef("this_week"), WindowRef("last_week"))
 
