@@ -4,6 +4,7 @@ of its sentence writers (agent.narrator) speaks from each result."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
 
@@ -31,19 +32,28 @@ def calls(
     report_only: bool = False,
     compared: WindowArg | None = None,
     southern: bool = False,
+    kinds: Mapping[str, str] | None = None,
 ) -> list[tuple[str, BaseModel]]:
     """The tool calls (name, arguments) the narrator answers `text` from, chosen by its
     route; `report_only`: the energy report alone (after a proposal that asked for one);
-    `compared`: the window to compare `window` with ("compare that with last month")."""
+    `compared`: the window to compare `window` with ("compare that with last month");
+    `kinds`: the household's device kinds by name (a cost question about a consuming device
+    is about that device's cost)."""
     if report_only or route.branch == "action":
         return [("energy_summary", catalog.WindowOnly(window=window))]
-    if compared is not None:
-        return [("compare_windows", catalog.CompareArgs(a=window, b=compared))]
+    costed = [n for n in route.devices if (kinds or {}).get(n) in catalog.COSTED_KINDS]
+    if compared is None and len(route.windows) >= 2 and not (route.branch == "cost" and costed):
+        compared = from_route(route.windows[1], today, southern=southern)
+    if compared is not None:  # like for like: this month so far against as much of the last
+        args = catalog.CompareArgs(a=window, b=compared, like_for_like=True)
+        return [("compare_windows", args)]
+    if route.branch == "cost" and costed:
+        return [
+            ("device_cost", catalog.DeviceArgs(device_name=name, window=window))
+            for name in costed[:MAX_DEVICES_NARRATED]
+        ]
     if route.branch == "cost":
         return [("cost_breakdown", catalog.WindowOnly(window=window))]
-    if len(route.windows) >= 2:
-        b = from_route(route.windows[1], today, southern=southern)
-        return [("compare_windows", catalog.CompareArgs(a=window, b=b))]
     if route.rule == "energy.device_state" or (route.window is None and _LIVE.search(text)):
         return [("live_status", catalog.NoArgs())]
     if route.devices:
@@ -57,7 +67,7 @@ def calls(
 
 def branch(tool: str) -> Branch:
     """The branch whose tools the narrator's call of `tool` runs under."""
-    return "cost" if tool == "cost_breakdown" else "energy"
+    return "cost" if tool in ("cost_breakdown", "device_cost") else "energy"
 
 
 def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) -> list[str]:
@@ -69,10 +79,12 @@ def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) ->
         return narrator.energy(typed)
     if isinstance(typed, catalog.CostBreakdown):
         return narrator.cost(typed)
+    if isinstance(typed, catalog.DeviceCost):
+        return narrator.device_cost(typed)
     if isinstance(typed, catalog.DeviceUsage):
         return narrator.device(typed)
     if isinstance(typed, catalog.Comparison):
-        return narrator.comparison(typed)
+        return narrator.comparison(typed, cost=route.branch == "cost")
     if isinstance(typed, catalog.LiveStatus):
         if route.devices:
             return narrator.device_state(typed, route.devices, timezone)

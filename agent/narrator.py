@@ -6,12 +6,14 @@ baseline for evals; every number it states is one of the result's, rounded for d
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from telemetry.windows import local_day_start
 from tools.catalog import (
     Comparison,
     CostBreakdown,
+    DeviceCost,
     DeviceUsage,
     EnergySummary,
     LiveStatus,
@@ -50,13 +52,28 @@ def money(value: float, currency: str) -> str:
 
 
 def window_phrase(window: WindowOut) -> str:
-    """'today so far', 'last week', or 'from 3 Nov 2026 to 9 Nov 2026' for dates."""
+    """'today so far', 'last week'; for dates 'on Wed 2 Dec 2026', 'in November 2026',
+    'in 2025', 'from Mon 16 Nov to Sun 22 Nov 2026', or 'from Thu 1 Jan 2026 until now'."""
     if window.name in _NAMED:
         return _NAMED[window.name]
     zone = ZoneInfo(window.timezone)
-    start = window.start.astimezone(zone)
-    end = window.end.astimezone(zone)
-    return f"from {start:%-d %b %Y %H:%M} to {end:%-d %b %Y %H:%M}"
+    first = window.start.astimezone(zone).date()
+    until = window.end.astimezone(zone).date()
+    if window.end != local_day_start(until, zone):  # it runs to now
+        return f"from {first:%a %-d %b %Y} until now"
+    last = until - timedelta(days=1)
+    if first == last:
+        return f"on {first:%a %-d %b %Y}"
+    if first.day == 1 and until.day == 1:
+        months = (until.year - first.year) * 12 + until.month - first.month
+        if months == 1:
+            return f"in {first:%B %Y}"
+        if months == 12 and first.month == 1:
+            return f"in {first.year}"
+        return f"from {first:%B %Y} to {last:%B %Y}"
+    if first.year == last.year:
+        return f"from {first:%a %-d %b} to {last:%a %-d %b %Y}"
+    return f"from {first:%a %-d %b %Y} to {last:%a %-d %b %Y}"
 
 
 def as_of(fresh: datetime | None, timezone: str) -> str:
@@ -69,7 +86,7 @@ def as_of(fresh: datetime | None, timezone: str) -> str:
 def energy(summary: EnergySummary) -> list[str]:
     t, when = summary.totals, window_phrase(summary.window)
     sentences = [f"You used {kwh(t.consumption_kwh)} {when}."]
-    if summary.top_devices:
+    if summary.top_devices and summary.top_devices[0].kwh > 0:
         top = summary.top_devices[0]
         share = (
             f" ({top.share_of_consumption * 100:.0f}% of it)"
@@ -107,6 +124,21 @@ def cost(breakdown: CostBreakdown) -> list[str]:
         )
     sentences.append(as_of(breakdown.fresh_as_of, breakdown.window.timezone))
     return sentences
+
+
+def device_cost(priced: DeviceCost) -> list[str]:
+    c, when = priced.currency, window_phrase(priced.window)
+    price = (
+        "at the time-of-use import prices of the hours it ran"
+        if priced.time_of_use_periods
+        else f"at your import price of {money(priced.import_price_per_kwh, c)} per kWh"
+    )
+    return [
+        f'"{priced.device}" used {kwh(priced.kwh)} {when}, which is {money(priced.cost, c)} '
+        f"{price}.",
+        "That leaves out the fixed charges and whatever your solar or battery covered.",
+        as_of(priced.fresh_as_of, priced.window.timezone),
+    ]
 
 
 def device(usage: DeviceUsage) -> list[str]:
@@ -175,15 +207,48 @@ def fenced(language: str, content: str) -> str:
     return f"\n\n{fence}{language}\n{content}\n{fence}\n"
 
 
-def comparison(c: Comparison) -> list[str]:
+def span_phrase(window: WindowOut) -> str:
+    """A window that ends at a time of day: 'from Sun 1 Nov to Wed 4 Nov 2026, 14:29',
+    or 'on Thu 3 Dec 2026 until 14:29'."""
+    zone = ZoneInfo(window.timezone)
+    first, end = window.start.astimezone(zone), window.end.astimezone(zone)
+    if first.date() == end.date():
+        return f"on {first:%a %-d %b %Y} until {end:%H:%M}"
+    return f"from {first:%a %-d %b} to {end:%a %-d %b %Y}, {end:%H:%M}"
+
+
+def comparison(c: Comparison, *, cost: bool = False) -> list[str]:
+    """Consumption of the two windows (cost too when the question was about cost), and the
+    consuming device whose use changed most. Like for like, the earlier window is named by
+    the span it was cut to."""
     a, b = c.totals_a.consumption_kwh, c.totals_b.consumption_kwh
-    sentences = [f"You used {kwh(a)} {window_phrase(c.a)} against {kwh(b)} {window_phrase(c.b)}."]
+    phrase_a, phrase_b = window_phrase(c.a), window_phrase(c.b)
+    if c.like_for_like:
+        if c.b.start < c.a.start:
+            phrase_b = f"over the same span {span_phrase(c.b)}"
+        else:
+            phrase_a = f"over the same span {span_phrase(c.a)}"
+    sentences = [f"You used {kwh(a)} {phrase_a} against {kwh(b)} {phrase_b}."]
     if c.consumption_change_pct is not None and c.consumption_change_kwh != 0:
         more = "more" if c.consumption_change_kwh > 0 else "less"
         sentences.append(
             f"That is {kwh(abs(c.consumption_change_kwh))} "
             f"({abs(c.consumption_change_pct):.0f}%) {more}."
         )
+    if cost:
+        cur = c.totals_a.currency
+        line = (
+            f"It cost an estimated {money(c.totals_a.estimated_cost, cur)} against "
+            f"{money(c.totals_b.estimated_cost, cur)}"
+        )
+        if round(c.cost_change, 2) != 0:
+            more = "more" if c.cost_change > 0 else "less"
+            line += f": {money(abs(c.cost_change), cur)} {more}"
+        sentences.append(line + ".")
+    moved = [d for d in c.devices_changed_most if round(d.change_kwh, 2) != 0]
+    if moved and c.consumption_change_pct is not None:
+        d = moved[0]
+        sentences.append(f'"{d.name}" changed most: {kwh(d.kwh_a)} against {kwh(d.kwh_b)}.')
     sentences.append(as_of(c.fresh_as_of, c.a.timezone))
     return sentences
 

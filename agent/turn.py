@@ -420,6 +420,12 @@ class Turn:
             proposal=self.shown,
             asked=asked,
         )
+        before = p.state
+        if r.branch in ("smalltalk", "out_of_scope") and before is not None and before.window:
+            # "thanks!", "why?" between two questions: the next follow-up ("and the day
+            # before that?") still reads against the last question's window and devices,
+            # but nothing this answer did not show waits for a yes.
+            state = dataclasses.replace(before, proposal=None, asked=None)
         async with self.deps.connection() as conn:
             await dialogue.record(
                 conn,
@@ -650,6 +656,7 @@ class Turn:
             report_only=report_only,
             compared=p.compared.arg if p.compared is not None else None,
             southern=southern(self.household.timezone),
+            kinds={d.name: d.kind for d in p.devices},
         )
 
     async def _run_tool(

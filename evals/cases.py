@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +20,7 @@ from evals.fixtures import DAYS, TARIFF, Fixture
 DATASETS = Path(__file__).parent / "datasets"
 CAP = timedelta(minutes=15)
 Expect = Literal["answer", "proposal", "command", "clarify", "refusal", "smalltalk", "none"]
-FIGURES = ("consumption", "solar", "import", "export", "cost", "device")
+FIGURES = ("consumption", "solar", "import", "export", "cost", "device", "device_cost")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class DatasetError(ValueError):
 def _figure(raw: dict[str, Any], where: str) -> Figure:
     if raw.get("figure") not in FIGURES:
         raise DatasetError(f"{where}: figure must be one of {', '.join(FIGURES)}")
-    if raw["figure"] == "device" and not raw.get("device"):
+    if raw["figure"] in ("device", "device_cost") and not raw.get("device"):
         raise DatasetError(f"{where}: a device figure names its device")
     return Figure(
         raw["figure"],
@@ -147,9 +147,71 @@ def window_bounds(name: str, timezone: str, now: datetime) -> tuple[datetime, da
             datetime(first.year, first.month, 1, tzinfo=zone),
         ),
     }
-    if name not in bounds:
+    if name in bounds:
+        return bounds[name]
+    if name.startswith("like:"):
+        return _same_span(name, timezone, now)
+    offsets = day_offsets(name, local.date())
+    if offsets is None:
         raise DatasetError(f"no reference window {name!r}")
-    return bounds[name]
+    since, until = offsets
+    return day(since), (now if until == 0 else day(until + 1))
+
+
+def _same_span(name: str, timezone: str, now: datetime) -> tuple[datetime, datetime]:
+    """`like:W~R`: the whole window W cut to as much of it as has elapsed of the running
+    window R (its local days so far, to the wall time it is now): what a like-for-like
+    comparison of R with W measures of W (`like:yesterday~today`: yesterday until now's
+    time of day; `like:month:-1~this_month`)."""
+    whole, tilde, running = name.removeprefix("like:").partition("~")
+    if not tilde or not whole or not running:
+        raise DatasetError(f"window {name!r}: like:WHOLE~RUNNING")
+    start, end = window_bounds(whole, timezone, now)
+    since, until = window_bounds(running, timezone, now)
+    if until != now or end > since:
+        raise DatasetError(f"window {name!r}: {running} must run to now, after {whole}")
+    zone = ZoneInfo(timezone)
+    local_now = now.astimezone(zone)
+    elapsed = (local_now.date() - since.astimezone(zone).date()).days
+    day = start.astimezone(zone).date() + timedelta(days=elapsed)
+    wall = datetime(
+        day.year, day.month, day.day, local_now.hour, local_now.minute, local_now.second,
+        local_now.microsecond, tzinfo=zone,
+    )  # fmt: skip
+    return start, min(max(wall, start), end)
+
+
+def day_offsets(name: str, today: date) -> tuple[int, int] | None:
+    """The local days of a window written as days after `today`, both included, or None
+    for a named window (`today`, `last_week`, ...):
+
+        days:A:B   from A to B days after today (`days:-14:-8`; B = 0 runs to now)
+        week:K     the Monday-Sunday week K weeks after this one (`week:-2`; 0 to now)
+        month:K    the calendar month K months after this one (`month:-2`; 0 to now)
+    """
+    kind, _, rest = name.partition(":")
+    if kind not in ("days", "week", "month"):
+        return None
+    try:
+        numbers = [int(part) for part in rest.split(":")]
+    except ValueError as exc:
+        raise DatasetError(f"window {name!r}: takes whole numbers") from exc
+    if len(numbers) != (2 if kind == "days" else 1):
+        raise DatasetError(f"window {name!r}: days:A:B, week:K or month:K")
+    if kind == "days":
+        first, last = numbers
+    elif kind == "week":
+        monday = -today.weekday() + 7 * numbers[0]
+        first, last = monday, min(monday + 6, 0)
+    else:
+        year, month = divmod(today.year * 12 + today.month - 1 + numbers[0], 12)
+        start = date(year, month + 1, 1)
+        after = date(year + 1, 1, 1) if month == 11 else date(year, month + 2, 1)
+        first = (start - today).days
+        last = min((after - today).days - 1, 0)
+    if not first <= last <= 0:
+        raise DatasetError(f"window {name!r}: must lie before today's end, first day first")
+    return first, last
 
 
 @cache
@@ -185,8 +247,8 @@ def own_values(fixture: Fixture, figure: Figure, windows: Iterable[str]) -> list
     values: list[float] = []
     for window in dict.fromkeys(windows):
         got = _figures(fixture, window)
-        if figure.figure == "cost":
-            values.append(got.cost)
+        if figure.figure in ("cost", "device_cost"):
+            values += [got.cost, *got.device_cost.values()]
         else:
             values += [got.consumption_kwh, got.solar_kwh, got.import_kwh, got.export_kwh]
             values += [kwh for pair in got.per_device.values() for kwh in pair]
@@ -196,11 +258,15 @@ def own_values(fixture: Fixture, figure: Figure, windows: Iterable[str]) -> list
 def expected(fixture: Fixture, figure: Figure) -> float:
     """The reference value of `figure` in `fixture`'s household, as of its `now`."""
     got = _figures(fixture, figure.window)
-    if figure.figure == "device":
+    if figure.figure in ("device", "device_cost"):
         keys = {d.name.casefold(): d.key for d in fixture.spec.devices}
         key = keys.get((figure.device or "").casefold())
         if key is None:
             raise DatasetError(f"no device {figure.device!r} in {fixture.spec.key}")
+        if figure.figure == "device_cost":
+            if key not in got.device_cost:
+                raise DatasetError(f"{figure.device!r} has no cost: it uses no energy")
+            return got.device_cost[key]
         return got.per_device[key][0]
     return {
         "consumption": got.consumption_kwh,

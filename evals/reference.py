@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
@@ -132,6 +132,9 @@ class Figures:
     net_cost: float
     fixed_charges: float
     local_days: int
+    # consumer/ev_charger key -> its positive power priced at the import price of each
+    # minute it was drawn (fixed charges and solar not in it), major units
+    device_cost: dict[str, float] = field(default_factory=dict)
 
 
 def _utc(at: datetime) -> datetime:
@@ -255,7 +258,8 @@ def _import_cost(
     tariff: TariffLike,
     zone: ZoneInfo,
 ) -> float:
-    """Money for the positive part of one grid device's power, priced minute by minute.
+    """Money for the positive part of one device's power (a grid meter's: the import), priced
+    minute by minute.
 
     The price depends only on the local weekday, hour and minute. Every UTC offset in use is
     a whole number of minutes (checked below), so the local minute (and with it the price)
@@ -348,6 +352,19 @@ def figures(
                 tariff=tariff,
                 zone=zone,
             )
+    device_cost = {
+        dev.key: _import_cost(
+            by_device.get(dev.key, []),
+            start=start,
+            end=end,
+            now=now,
+            cap=cap,
+            tariff=tariff,
+            zone=zone,
+        )
+        for dev in devices
+        if dev.kind in ("consumer", "ev_charger")
+    }
     # The fixed charge follows the window, not the data: a day is due even without readings.
     local_days = len(_local_dates(start, end, zone))
     fixed_charges = tariff.daily_fixed_charge * local_days
@@ -370,6 +387,7 @@ def figures(
         net_cost=cost - export_credit,
         fixed_charges=fixed_charges,
         local_days=local_days,
+        device_cost=device_cost,
     )
 
 

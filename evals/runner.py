@@ -25,9 +25,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -37,7 +38,7 @@ from agent.events import ActionProposed, CommandIssued, Failed, RouteInfo, Text,
 from agent.turn import Message, Turn
 from agent.verify import Stated, check, sentences, stated
 from demo.seed import roll_up, seed_owned
-from evals.cases import CAP, Case, Figure, expected, own_values
+from evals.cases import CAP, Case, Figure, day_offsets, expected, own_values, window_bounds
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from service.ask import prepare, principal
 from service.deps import Deps, chat_model, quota_service, token_issuer
@@ -118,6 +119,7 @@ class TurnResult:
     branch: str | None = None
     rule: str | None = None
     window: str | None = None
+    days: tuple[int, int] | None = None  # the window's local days, as offsets from today
     routed: bool | None = None  # None: the case names no route
     numbers_expected: int = 0
     numbers_found: int = 0
@@ -145,7 +147,7 @@ class TurnResult:
 def _matches(s: Stated, value: float, figure: Figure, currency: str) -> bool:
     """The stated number is the figure, allowing display rounding, the tolerance and Wh."""
     slack = figure.tolerance + 0.5 * 10.0 ** (-s.decimals)
-    if figure.figure == "cost":
+    if figure.figure in ("cost", "device_cost"):
         return s.unit in ("", currency.lower()) and abs(s.value - value) <= slack
     if s.unit == "wh":
         return abs(s.value / 1000 - value) <= slack / 1000 + figure.tolerance
@@ -168,13 +170,19 @@ def score_turn(
     t = case.turns[index]
     fails = result.failures
     if t.branch is not None:
+        today = (
+            homes.fixtures[case.household]
+            .now.astimezone(ZoneInfo(homes.fixtures[case.household].spec.timezone))
+            .date()
+        )
+        offsets = day_offsets(t.window, today) if t.window else None
         result.routed = result.branch == t.branch and (
-            t.window is None or result.window == t.window
+            t.window is None
+            or (result.days == offsets if offsets is not None else result.window == t.window)
         )
         if not result.routed:
-            fails.append(
-                f"route {result.branch}/{result.window}, expected {t.branch}/{t.window or '-'}"
-            )
+            got = result.window if offsets is None or result.days is None else result.days
+            fails.append(f"route {result.branch}/{got}, expected {t.branch}/{t.window or '-'}")
     figures = stated(result.answer, names)
     result.numbers_stated = len(figures)
     result.numbers_supported = sum(
@@ -238,6 +246,29 @@ def score_turn(
             fails.append("does not ask which device")
 
 
+class _Dates(Protocol):
+    """A tool window (tools.windows.WindowArg, which the eval may not import)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def first_date(self) -> date | None: ...
+    @property
+    def last_date(self) -> date | None: ...
+
+
+def _offsets(window: _Dates, timezone: str, now: datetime) -> tuple[int, int]:
+    """The first and last local day of `window`, in days after the local today of `now`; a
+    named window's days from the eval's own bounds (evals.cases.window_bounds)."""
+    zone = ZoneInfo(timezone)
+    today = now.astimezone(zone).date()
+    if window.first_date is not None and window.last_date is not None:
+        return (window.first_date - today).days, (window.last_date - today).days
+    start, end = window_bounds(window.name, timezone, now)
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+    return (start.astimezone(zone).date() - today).days, (last - today).days
+
+
 # -- running ---------------------------------------------------------------------------
 
 
@@ -281,6 +312,10 @@ async def run_case(deps: Deps, homes: Homes, case: Case) -> list[TurnResult]:
                             public = event.public()
                             result.branch, result.rule = public["branch"], public["rule"]
                             result.window = public["window"]["name"] if public["window"] else None
+                            if event.window is not None:
+                                result.days = _offsets(
+                                    event.window, fixture.spec.timezone, fixture.now
+                                )
                         case CommandIssued():
                             commands.append(event)
                         case ActionProposed():

@@ -212,6 +212,41 @@ def _import_cost(
 
 
 @dataclass(frozen=True)
+class DeviceCost:
+    """One device's energy in a window priced at the household's import price of each
+    quarter hour it was used in: what that energy would cost from the grid. Fixed charges
+    and the part solar or the battery covered are not in it (they belong to the house)."""
+
+    kwh: float
+    cost: float
+    currency: str
+
+
+async def device_cost(
+    conn: Conn,
+    household: Household,
+    device: Device,
+    window: Window,
+    *,
+    now: datetime,
+    cap: timedelta,
+) -> DeviceCost:
+    currency = household.tariff.currency
+    if not household.tariff.time_of_use:
+        energy = await device_energy(
+            conn, [device.id], start=window.start, end=window.end, now=now, cap=cap
+        )
+        kwh = energy[device.id].wh_pos / 1000 if device.id in energy else 0.0
+        return DeviceCost(kwh, kwh * household.tariff.import_price_per_kwh, currency)
+    series = await bucket_energy(
+        conn, [device.id], start=window.start, end=window.end, now=now, cap=cap
+    )
+    buckets = series.get(device.id, [])
+    kwh = sum(b.wh_pos for b in buckets) / 1000
+    return DeviceCost(kwh, _import_cost(household, buckets, kwh), currency)
+
+
+@dataclass(frozen=True)
 class _Measured:
     """What the database says about one window; EnergyReport is assembled from it."""
 

@@ -218,6 +218,21 @@ def resolve(
 _SHORTEST = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "1d": timedelta(hours=23)}
 
 
+def same_span(window: Window, running: Window) -> Window:
+    """`window` cut to as much of it as has elapsed of `running` (a window still running):
+    the same number of local days and the same local time of day, so that this month so far
+    (1 to 4 December, 14:29) is compared with 1 to 4 November, 14:29. Never longer than
+    `window`; a wall time a clock change skipped or repeated resolves as zoneinfo does."""
+    tz = zone(window.timezone)
+    start, now = running.start.astimezone(tz), running.end.astimezone(tz)
+    elapsed_days = (now.date() - start.date()).days
+    begun = window.start.astimezone(tz)
+    day = begun.date() + timedelta(days=elapsed_days)
+    wall = datetime.combine(day, now.time().replace(tzinfo=None), tzinfo=tz)
+    end = max(min(wall.astimezone(UTC), window.end), window.start)
+    return Window(window.name, window.start, end, window.timezone)
+
+
 def most_buckets(window: Window, step: Step) -> float:
     """An upper bound of how many buckets series_edges gives, cheap to compute: checked
     before the edges are built (a year of quarter hours costs 0.1 s to build)."""

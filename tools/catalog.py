@@ -88,9 +88,18 @@ class DeviceUsageArgs(Args):
     step: Step = Field(description="Bucket width of the series.")
 
 
+class DeviceArgs(Args):
+    device_name: str = Field(max_length=80, description="The device's name as the user knows it.")
+    window: WindowArg
+
+
 class CompareArgs(Args):
     a: WindowArg
     b: WindowArg
+    like_for_like: bool = Field(
+        description="When one window is still running (this month so far), compare only as "
+        "much of the earlier one as has elapsed of it: days 1-4 of each, to the same local time."
+    )
 
 
 class NoArgs(Args):
@@ -145,13 +154,23 @@ class DeviceUsage(Result):
     buckets: list[Bucket]
 
 
+class DeviceChange(_Frozen):
+    name: str
+    kwh_a: float
+    kwh_b: float
+    change_kwh: float
+
+
 class Comparison(Result):
     a: WindowOut
     b: WindowOut
+    like_for_like: bool  # the earlier window was cut to the span elapsed of the running one
     totals_a: Totals
     totals_b: Totals
     consumption_change_kwh: float
     consumption_change_pct: float | None
+    cost_change: float
+    devices_changed_most: list[DeviceChange]  # consuming devices, largest change first
 
 
 class CostBreakdown(Result):
@@ -167,6 +186,19 @@ class CostBreakdown(Result):
     net_cost: float
     import_price_per_kwh: float
     export_price_per_kwh: float
+    time_of_use_periods: int
+
+
+class DeviceCost(Result):
+    """A device's energy at the import price of the quarter hours it used it in."""
+
+    device: str
+    kind: str
+    window: WindowOut
+    currency: str
+    kwh: float
+    cost: float
+    import_price_per_kwh: float
     time_of_use_periods: int
 
 
@@ -339,19 +371,43 @@ async def device_usage(ctx: ToolContext, args: DeviceUsageArgs) -> DeviceUsage:
 
 
 async def compare_windows(ctx: ToolContext, args: CompareArgs) -> Comparison:
-    a = await _report(ctx, _window(ctx, args.a, "a"))
-    b = await _report(ctx, _window(ctx, args.b, "b"))
+    window_a, window_b = _window(ctx, args.a, "a"), _window(ctx, args.b, "b")
+    cut = False
+    if args.like_for_like:  # the earlier, whole window is cut to the running one's span
+        if window_a.end >= ctx.now and window_b.end <= window_a.start:
+            window_b, cut = windows.same_span(window_b, window_a), True
+        elif window_b.end >= ctx.now and window_a.end <= window_b.start:
+            window_a, cut = windows.same_span(window_a, window_b), True
+    a = await _report(ctx, window_a)
+    b = await _report(ctx, window_b)
     change = a.totals.consumption_kwh - b.totals.consumption_kwh
     base = b.totals.consumption_kwh
     freshest = [f for f in (a.fresh_as_of, b.fresh_as_of) if f is not None]
+    kwh_b = {f.device.id: f.kwh for f in b.devices}
+    changes = sorted(
+        (
+            DeviceChange(
+                name=f.device.name,
+                kwh_a=f.kwh,
+                kwh_b=kwh_b.get(f.device.id, 0.0),
+                change_kwh=f.kwh - kwh_b.get(f.device.id, 0.0),
+            )
+            for f in a.devices
+            if f.device.kind in CONSUMING
+        ),
+        key=lambda d: (-abs(d.change_kwh), d.name),
+    )
     return Comparison(
         fresh_as_of=max(freshest) if freshest else None,
         a=_window_out(a.window),
         b=_window_out(b.window),
+        like_for_like=cut,
         totals_a=_totals(a),
         totals_b=_totals(b),
         consumption_change_kwh=change,
         consumption_change_pct=change / base * 100 if base else None,
+        cost_change=a.cost.total - b.cost.total,
+        devices_changed_most=changes[:3],
     )
 
 
@@ -372,6 +428,38 @@ async def cost_breakdown(ctx: ToolContext, args: WindowOnly) -> CostBreakdown:
         net_cost=c.net,
         import_price_per_kwh=tariff.import_price_per_kwh,
         export_price_per_kwh=tariff.export_price_per_kwh,
+        time_of_use_periods=len(tariff.time_of_use),
+    )
+
+
+CONSUMING = frozenset({"consumer", "ev_charger"})
+# The kinds whose energy is used in the house, so has a price: the rest (solar, the grid
+# meter, a battery) measure where energy came from, and the house's cost is theirs.
+COSTED_KINDS = CONSUMING
+
+
+async def device_cost(ctx: ToolContext, args: DeviceArgs) -> DeviceCost:
+    device = device_named(ctx, args.device_name)
+    if device.kind not in COSTED_KINDS:
+        raise ToolFailure(
+            "not_a_consumer",
+            f"{device.name!r} is a {device.kind} device: ask cost_breakdown for the house.",
+            "device_name",
+        )
+    window = _window(ctx, args.window, "window")
+    priced = await queries.device_cost(
+        ctx.conn, ctx.household, device, window, now=ctx.now, cap=ctx.cap
+    )
+    tariff = ctx.household.tariff
+    return DeviceCost(
+        fresh_as_of=await queries.fresh_as_of(ctx.conn, [device], window),
+        device=device.name,
+        kind=device.kind,
+        window=_window_out(window),
+        currency=priced.currency,
+        kwh=priced.kwh,
+        cost=priced.cost,
+        import_price_per_kwh=tariff.import_price_per_kwh,
         time_of_use_periods=len(tariff.time_of_use),
     )
 
@@ -537,6 +625,15 @@ TOOLS: dict[str, Tool[Any, Any]] = {
             WindowOnly,
             CostBreakdown,
             cost_breakdown,
+            "cost",
+        ),
+        _tool(
+            "device_cost",
+            "One consuming device's energy in a window at the import price of the quarter "
+            "hours it used it in (no fixed charges, solar not subtracted).",
+            DeviceArgs,
+            DeviceCost,
+            device_cost,
             "cost",
         ),
         _tool(

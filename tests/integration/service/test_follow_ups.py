@@ -77,7 +77,11 @@ async def test_another_device_keeps_the_window_and_in_euros_keeps_both(chat: Cha
     third = await chat.say("and in euros?")
     assert _part(third, "route")["branch"] == "cost"
     [(tool, args)] = _inputs(third)
-    assert (tool, args["window"]["name"]) == ("cost_breakdown", "yesterday")
+    assert (tool, args["device_name"], args["window"]["name"]) == (
+        "device_cost",
+        "Fridge",
+        "yesterday",
+    )
 
 
 async def test_compare_that_compares_the_previous_window(chat: Chat) -> None:
@@ -87,6 +91,17 @@ async def test_compare_that_compares_the_previous_window(chat: Chat) -> None:
     assert tool == "compare_windows"
     assert args["a"]["name"] == "last_week"
     assert args["b"]["name"] == "dates"
+    assert args["like_for_like"] is True  # neither runs: nothing is cut
+
+
+async def test_this_month_is_compared_with_the_same_span_of_last_month(chat: Chat) -> None:
+    chunks = await chat.say("how does this month compare to last month?")
+    [(tool, args)] = _inputs(chunks)
+    assert tool == "compare_windows"
+    assert args["like_for_like"] is True
+    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    assert output["like_for_like"] is True
+    assert "over the same span" in said(chunks)
 
 
 async def test_a_thread_the_server_did_not_answer_is_read_on_its_own_words(chat: Chat) -> None:

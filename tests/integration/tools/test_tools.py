@@ -19,7 +19,7 @@ from demo.synthetic import demo_household, generate
 from evals import reference
 from telemetry import households
 from telemetry.rollups import refresh_all
-from telemetry.tariff import Tariff
+from telemetry.tariff import Tariff, TimeOfUsePeriod
 from tools import base
 from tools.catalog import TOOLS, for_branch
 from tools.windows import WindowArg, resolve
@@ -177,6 +177,112 @@ async def test_device_usage_matches_the_reference_and_sums_its_buckets(home: Hom
     assert len(got["buckets"]) in (23, 24, 25)  # Lord Howe shifts by half an hour, not one
 
 
+TIME_OF_USE = Tariff(
+    currency="EUR",
+    import_price_per_kwh=0.3,
+    export_price_per_kwh=0.08,
+    time_of_use=(
+        TimeOfUsePeriod(days=("mon", "tue", "wed", "thu", "fri"), start="07:00", end="21:30",
+                        import_price_per_kwh=0.41),
+        TimeOfUsePeriod(days=("sat", "sun"), start="00:00", end="06:15",
+                        import_price_per_kwh=0.12),
+    ),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("tariff", [TARIFF, TIME_OF_USE], ids=["flat", "time-of-use"])
+async def test_a_devices_cost_is_its_energy_at_the_import_price_of_each_minute(
+    home: Home, tariff: Tariff
+) -> None:
+    household = dataclasses.replace(home.ctx.household, tariff=tariff)
+    home.ctx = dataclasses.replace(home.ctx, household=household)
+    wants = []
+    for window in (_w("today"), YESTERDAY, _w("last_3_days")):
+        arg = WindowArg.model_validate(window)
+        bounds = resolve(arg, timezone=ZONE, now=home.ctx.now)
+        want = reference.figures(
+            [reference.Dev(d.key, d.kind) for d in demo_household().devices],
+            home.readings,
+            start=bounds.start,
+            end=bounds.end,
+            now=home.ctx.now,
+            cap=CAP,
+            tariff=tariff,
+            timezone=ZONE,
+        )
+        wants.append(want)
+        for name, key in (("Heat pump", "heat_pump"), ("EV charger", "ev_charger")):
+            got = await _call(home, "device_cost", {"device_name": name, "window": window}, "cost")
+            assert got["device"] == name
+            assert _close(got["kwh"], want.per_device[key][0]), (name, window)
+            assert _close(got["cost"], want.device_cost[key]), (name, window)
+            assert got["time_of_use_periods"] == len(tariff.time_of_use)
+    three_days = wants[-1]
+    assert three_days.per_device["heat_pump"][0] > 1
+    if tariff.time_of_use:  # the periods make a difference here, or the test proves nothing
+        flat = three_days.per_device["heat_pump"][0] * tariff.import_price_per_kwh
+        assert not _close(three_days.device_cost["heat_pump"], flat)
+    solar = await _call(
+        home, "device_cost", {"device_name": "Solar inverter", "window": YESTERDAY}, "cost"
+    )
+    assert solar["error"]["code"] == "not_a_consumer"
+
+
+def _figures(home: Home, start: datetime, end: datetime) -> reference.Figures:
+    return reference.figures(
+        [reference.Dev(d.key, d.kind) for d in demo_household().devices],
+        home.readings,
+        start=start,
+        end=end,
+        now=home.ctx.now,
+        cap=CAP,
+        tariff=TARIFF,
+        timezone=ZONE,
+    )
+
+
+async def test_like_for_like_cuts_the_whole_window_to_the_span_elapsed_of_the_running_one(
+    home: Home,
+) -> None:
+    tz = ZoneInfo(ZONE)
+    local_now = home.ctx.now.astimezone(tz)
+    today = resolve(WindowArg.model_validate(_w("today")), timezone=ZONE, now=home.ctx.now)
+    whole = resolve(WindowArg.model_validate(YESTERDAY), timezone=ZONE, now=home.ctx.now)
+    # Yesterday to the wall time it is now: the independent reading of "the same span".
+    wall = datetime.combine(local_now.date() - timedelta(days=1), local_now.time(), tzinfo=tz)
+    cut_end = min(max(wall.astimezone(UTC), whole.start), whole.end)
+    args = {"a": _w("today"), "b": YESTERDAY}
+    got = await _call(home, "compare_windows", {**args, "like_for_like": True})
+    assert got["like_for_like"] is True
+    assert datetime.fromisoformat(got["b"]["start"]) == whole.start
+    assert datetime.fromisoformat(got["b"]["end"]) == cut_end
+    want_a = _figures(home, today.start, today.end)
+    want_b = _figures(home, whole.start, cut_end)
+    assert _close(got["totals_a"]["consumption_kwh"], want_a.consumption_kwh)
+    assert _close(got["totals_b"]["consumption_kwh"], want_b.consumption_kwh)
+    assert _close(got["cost_change"], want_a.cost - want_b.cost)
+    consuming = {d.key: d.kind for d in demo_household().devices}
+    key_of = {uuid: key for key, uuid in home.ids.items()}
+    names = {d.name: key_of[d.id] for d in home.ctx.devices}
+    changes = got["devices_changed_most"]
+    assert changes, "the demo household's consumers changed between the two spans"
+    for change in changes:
+        key = names[change["name"]]  # a device of this household, never the other's Sauna
+        assert consuming[key] in ("consumer", "ev_charger")
+        assert _close(change["kwh_a"], want_a.per_device[key][0])
+        assert _close(change["kwh_b"], want_b.per_device[key][0])
+    sizes = [abs(c["change_kwh"]) for c in changes]
+    assert sizes == sorted(sizes, reverse=True)
+    # Asked for whole windows, yesterday stays whole; a window that has ended is never cut.
+    plain = await _call(home, "compare_windows", {**args, "like_for_like": False})
+    assert plain["like_for_like"] is False
+    assert datetime.fromisoformat(plain["b"]["end"]) == whole.end
+    ended = await _call(
+        home, "compare_windows", {"a": YESTERDAY, "b": _w("last_3_days"), "like_for_like": True}
+    )
+    assert ended["like_for_like"] is False
+
+
 async def test_no_tool_reaches_another_household(home: Home) -> None:
     # The other household's devices, by id or by a name only it has, mean nothing here;
     # a name is all the model can give.
@@ -186,6 +292,7 @@ async def test_no_tool_reaches_another_household(home: Home) -> None:
              "energy"),
             ("propose_device_action", {"device_name": other, "op": "SET_POWER", "value": "OFF"},
              "action"),
+            ("device_cost", {"device_name": other, "window": YESTERDAY}, "cost"),
         ]:  # fmt: skip
             got = await _call(home, name, args, branch)  # type: ignore[arg-type]
             assert got["error"]["code"] == "unknown_device"
