@@ -136,7 +136,7 @@ def device_cost(priced: DeviceCost) -> list[str]:
     return [
         f'"{priced.device}" used {kwh(priced.kwh)} {when}, which is {money(priced.cost, c)} '
         f"{price}.",
-        "That leaves out the fixed charges and whatever your solar or battery covered.",
+        "That prices all of it as bought from the grid, without the fixed charges.",
         as_of(priced.fresh_as_of, priced.window.timezone),
     ]
 
@@ -294,8 +294,7 @@ OUT_OF_SCOPE = {
     # unsupported.<kind>): what it can do instead, and no figure for another question.
     "explain": (
         "I can't explain a change yet, and I won't guess. I can put two periods side by side: "
-        'try "compare this month with last month" or "what did the heat pump use last '
-        'week?".'
+        'try "compare this month with last month", or ask what a device used last week.'
     ),
     "projection": (
         "I can't project a bill or usage ahead yet, and a figure for the days so far would "

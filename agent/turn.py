@@ -81,7 +81,7 @@ from agent.model import (
     ToolMessage,
 )
 from agent.verify import Stated, adopt, check, facts, stated
-from agent.windows import follow_up
+from agent.windows import follow_up, from_route
 from context.builder import HouseholdContext, build_context
 from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
 from quota.prices import estimate_tokens
@@ -319,6 +319,18 @@ class Turn:
             period = self._period(arg)
             if r.against_previous and r.window is not None:
                 again = follow_up(r.window, self.today, span, southern=south)
+                compared = self._period(again)
+            elif len(r.windows) >= 2 and not r.devices:  # "this month against last month"
+                compared = self._period(from_route(r.windows[1], self.today, southern=south))
+            elif (
+                r.follows
+                and r.window is None
+                and state is not None
+                and state.compared is not None
+                and r.devices == state.devices
+            ):  # "and what did that cost?" after a comparison: the same two windows
+                c = state.compared
+                again = follow_up(None, self.today, (c.name, c.first, c.last), southern=south)
                 compared = self._period(again)
         found = Prepared(r, devices, state, period, "fixed", deadline, compared=compared)
         if r.branch in ("energy", "cost") and not r.clarify:

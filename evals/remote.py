@@ -24,7 +24,7 @@ from agent.verify import Stated, adopt, facts, same, stated, supported
 from demo.synthetic import generate
 from evals.cases import Case
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
-from evals.runner import Homes, TurnResult, score_turn
+from evals.runner import OWNERS, Homes, TurnResult, score_turn
 
 BATCH = 50_000
 
@@ -84,9 +84,10 @@ async def seed_remote(client: httpx.AsyncClient) -> Remote:
         ]
         for i in range(0, len(readings), BATCH):
             await _post(client, "/v1/telemetry", {"readings": readings[i : i + BATCH]})
-    foreign = tuple(d.name for d in fx["neighbour"].spec.devices if d.kind != "grid")
-    mine = {name: uuid.UUID(ids[name]) for name in ("home", "chatham")}
-    return Remote(client, Homes(me["email"], mine, fx, foreign), ids)
+    # The administrator asks about every fixture; each is still scored as its owner's.
+    emails = dict.fromkeys(OWNERS.values(), me["email"])
+    households = {name: uuid.UUID(i) for name, i in ids.items()}
+    return Remote(client, Homes(dict(OWNERS), emails, households, fx), ids)
 
 
 def _sse(body: str) -> list[dict[str, Any]]:
