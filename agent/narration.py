@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from agent import narrator
-from agent.windows import from_route
 from router import Route
+from telemetry.queries import CONSUMING
 from telemetry.windows import Window
 from tools import catalog
 from tools.base import Branch
@@ -28,25 +27,22 @@ def calls(
     bounds: Window,
     *,
     text: str,
-    today: date,
     report_only: bool = False,
     compared: WindowArg | None = None,
-    southern: bool = False,
     kinds: Mapping[str, str] | None = None,
 ) -> list[tuple[str, BaseModel]]:
     """The tool calls (name, arguments) the narrator answers `text` from, chosen by its
     route; `report_only`: the energy report alone (after a proposal that asked for one);
-    `compared`: the window to compare `window` with ("compare that with last month");
+    `compared`: the window to compare `window` with ("compare that with last month", the
+    second window of "this month against last month");
     `kinds`: the household's device kinds by name (a cost question about a consuming device
     is about that device's cost)."""
     if report_only or route.branch == "action":
         return [("energy_summary", catalog.WindowOnly(window=window))]
-    costed = [n for n in route.devices if (kinds or {}).get(n) in catalog.COSTED_KINDS]
-    if compared is None and len(route.windows) >= 2 and not (route.branch == "cost" and costed):
-        compared = from_route(route.windows[1], today, southern=southern)
     if compared is not None:  # like for like: this month so far against as much of the last
         args = catalog.CompareArgs(a=window, b=compared, like_for_like=True)
         return [("compare_windows", args)]
+    costed = [n for n in route.devices if (kinds or {}).get(n) in CONSUMING]
     if route.branch == "cost" and costed:
         return [
             ("device_cost", catalog.DeviceArgs(device_name=name, window=window))

@@ -91,6 +91,7 @@ from router import Branch as RouterBranch
 from router.follow import Previous
 from telemetry import access, households
 from telemetry.households import Device
+from telemetry.queries import CONSUMING
 from telemetry.windows import Window, southern
 from tools import catalog
 from tools.base import Branch, ToolContext, ToolDefinition, call, error
@@ -320,7 +321,10 @@ class Turn:
             if r.against_previous and r.window is not None:
                 again = follow_up(r.window, self.today, span, southern=south)
                 compared = self._period(again)
-            elif len(r.windows) >= 2 and not r.devices:  # "this month against last month"
+            elif len(r.windows) >= 2 and not (
+                r.branch == "cost"
+                and any(d.kind in CONSUMING for d in devices if d.name in r.devices)
+            ):  # "this month against last month"; a device's cost answers the first window
                 compared = self._period(from_route(r.windows[1], self.today, southern=south))
             elif (
                 r.follows
@@ -338,6 +342,13 @@ class Turn:
         self._prepared = found
         self.ledger.degraded = found.degraded
         return found
+
+    @staticmethod
+    def _device_cost(r: Route, devices: tuple[Device, ...]) -> bool:
+        """Whether the question is what a consuming device it names cost."""
+        return r.branch == "cost" and any(
+            d.kind in CONSUMING for d in devices if d.name in r.devices
+        )
 
     def _period(self, arg: WindowArg) -> Period:
         return Period(arg, resolve(arg, timezone=self.household.timezone, now=self.now))
@@ -664,10 +675,8 @@ class Turn:
             p.period.arg,
             p.period.bounds,
             text=self.text,
-            today=self.today,
             report_only=report_only,
             compared=p.compared.arg if p.compared is not None else None,
-            southern=southern(self.household.timezone),
             kinds={d.name: d.kind for d in p.devices},
         )
 

@@ -157,6 +157,14 @@ def device(user: str, name: str, window: str) -> Json:
     return _turn(user, "energy", "answer", window=window, numbers=device_numbers(name, window))
 
 
+def compare(
+    user: str, window: str, *measured: str, branch: str = "energy", figure: str = "consumption"
+) -> Json:
+    """A comparison routed to `window`, stating `figure` of each `measured` window (the cut one
+    written `like:WHOLE~RUNNING`)."""
+    return _turn(user, branch, "answer", window=window, numbers=[_n(figure, w) for w in measured])
+
+
 def device_cost(user: str, name: str, window: str) -> Json:
     return _turn(user, "cost", "answer", window=window, numbers=device_cost_numbers(name, window))
 
@@ -171,7 +179,7 @@ ASK_ENERGY = {
     "last_3_days": "what was my consumption over the last 3 days?",
     "today": "how much have I used today?",
 }
-DAY_BEFORE = ("and the day before?", "what about the day before?", "and the one before that?")
+DAY_BEFORE = ("and the day before?", "and the one before that?")
 
 
 def day_chains(home: Home) -> Flow:
@@ -182,7 +190,7 @@ def day_chains(home: Home) -> Flow:
             turns = [energy(home, ASK_ENERGY[first], first)]
             for k in range(1, length):
                 d = offset - k
-                turns.append(energy(home, DAY_BEFORE[(k - 1) % 2 + (k > 1)], f"days:{d}:{d}"))
+                turns.append(energy(home, DAY_BEFORE[k - 1], f"days:{d}:{d}"))
             yield "follow.window", turns
     turns = [cost(home, "what did I spend yesterday?", "yesterday")]
     turns.append(cost(home, "and the day before?", "days:-2:-2"))
@@ -251,44 +259,33 @@ def compare_flows(home: Home) -> Flow:
         "compare",
         [
             energy(home, "how much energy did I use yesterday?", "yesterday"),
-            _turn(
-                "compare that with today",
-                "energy",
-                "answer",
-                window="yesterday",
-                numbers=[_n("consumption", "like:yesterday~today"), _n("consumption", "today")],
-            ),
+            compare("compare that with today", "yesterday", "like:yesterday~today", "today"),
         ],
     )
     yield (
         "compare",
         [
-            _turn(
+            compare(
                 "did I use more energy today than yesterday?",
-                "energy",
-                "answer",
-                window="today",
-                numbers=[_n("consumption", "today"), _n("consumption", "like:yesterday~today")],
+                "today",
+                "today",
+                "like:yesterday~today",
             ),
-            _turn(
+            compare(
                 "and what did that cost?",
-                "cost",
-                "answer",
-                window="today",
-                numbers=[_n("cost", "today"), _n("cost", "like:yesterday~today")],
+                "today",
+                "today",
+                "like:yesterday~today",
+                branch="cost",
+                figure="cost",
             ),
         ],
     )
     yield (
         "compare",
         [
-            _turn(
-                "how does this month compare to last month?",
-                "energy",
-                "answer",
-                window="this_month",
-                numbers=[_n("consumption", "this_month")],
-            ),
+            # Last month's same span lies before the readings: only this month is listed.
+            compare("how does this month compare to last month?", "this_month", "this_month"),
             _turn("thanks!", "smalltalk", "smalltalk"),
         ],
     )
@@ -296,15 +293,11 @@ def compare_flows(home: Home) -> Flow:
         "compare",
         [
             energy(home, "how much energy did I use last week?", "last_week"),
-            _turn(
+            compare(
                 "compare that with this week",
-                "energy",
-                "answer",
-                window="last_week",
-                numbers=[
-                    _n("consumption", "like:last_week~this_week"),
-                    _n("consumption", "this_week"),
-                ],
+                "last_week",
+                "like:last_week~this_week",
+                "this_week",
             ),
         ],
     )
@@ -535,13 +528,7 @@ def whole_comparisons(home: Home) -> Flow:
         "compare",
         [
             energy(home, "how much electricity did I use 3 days ago?", "days:-3:-3"),
-            _turn(
-                "compare that with yesterday",
-                "energy",
-                "answer",
-                window="days:-3:-3",
-                numbers=[_n("consumption", "days:-3:-3"), _n("consumption", "yesterday")],
-            ),
+            compare("compare that with yesterday", "days:-3:-3", "days:-3:-3", "yesterday"),
         ],
     )
 

@@ -340,31 +340,13 @@ def figures(
     self_consumption = max(0.0, solar - export)
     self_consumption_pct = self_consumption / solar * 100.0 if solar > 0 else None
 
-    energy_cost = 0.0
-    for dev in devices:
-        if dev.kind == "grid":
-            energy_cost += _import_cost(
-                by_device.get(dev.key, []),
-                start=start,
-                end=end,
-                now=now,
-                cap=cap,
-                tariff=tariff,
-                zone=zone,
-            )
-    device_cost = {
-        dev.key: _import_cost(
-            by_device.get(dev.key, []),
-            start=start,
-            end=end,
-            now=now,
-            cap=cap,
-            tariff=tariff,
-            zone=zone,
+    def priced(key: str) -> float:
+        return _import_cost(
+            by_device.get(key, []), start=start, end=end, now=now, cap=cap, tariff=tariff, zone=zone
         )
-        for dev in devices
-        if dev.kind in ("consumer", "ev_charger")
-    }
+
+    energy_cost = sum(priced(dev.key) for dev in devices if dev.kind == "grid")
+    device_cost = {dev.key: priced(dev.key) for dev in devices if dev.kind in CONSUMING_KINDS}
     # The fixed charge follows the window, not the data: a day is due even without readings.
     local_days = len(_local_dates(start, end, zone))
     fixed_charges = tariff.daily_fixed_charge * local_days

@@ -196,12 +196,9 @@ def score_turn(
 ) -> None:
     t = case.turns[index]
     fails = result.failures
+    fixture = homes.fixtures[case.household]
     if t.branch is not None:
-        today = (
-            homes.fixtures[case.household]
-            .now.astimezone(ZoneInfo(homes.fixtures[case.household].spec.timezone))
-            .date()
-        )
+        today = fixture.now.astimezone(ZoneInfo(fixture.spec.timezone)).date()
         offsets = day_offsets(t.window, today) if t.window else None
         result.routed = result.branch == t.branch and (
             t.window is None
@@ -217,7 +214,6 @@ def score_turn(
     )
     if result.numbers_supported < result.numbers_stated:
         fails.append("states a number the server did not compute")
-    fixture = homes.fixtures[case.household]
     for figure in t.numbers:
         result.numbers_expected += 1
         value = expected(fixture, figure)

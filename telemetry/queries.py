@@ -219,7 +219,6 @@ class DeviceCost:
 
     kwh: float
     cost: float
-    currency: str
 
 
 async def device_cost(
@@ -231,19 +230,16 @@ async def device_cost(
     now: datetime,
     cap: timedelta,
 ) -> DeviceCost:
-    currency = household.tariff.currency
-    if not household.tariff.time_of_use:
-        energy = await device_energy(
-            conn, [device.id], start=window.start, end=window.end, now=now, cap=cap
-        )
+    start, end = window.start, window.end
+    buckets: list[BucketEnergy] = []
+    if household.tariff.time_of_use:  # priced by the quarter hour, as the house's import
+        series = await bucket_energy(conn, [device.id], start=start, end=end, now=now, cap=cap)
+        buckets = series.get(device.id, [])
+        kwh = sum(b.wh_pos for b in buckets) / 1000
+    else:
+        energy = await device_energy(conn, [device.id], start=start, end=end, now=now, cap=cap)
         kwh = energy[device.id].wh_pos / 1000 if device.id in energy else 0.0
-        return DeviceCost(kwh, kwh * household.tariff.import_price_per_kwh, currency)
-    series = await bucket_energy(
-        conn, [device.id], start=window.start, end=window.end, now=now, cap=cap
-    )
-    buckets = series.get(device.id, [])
-    kwh = sum(b.wh_pos for b in buckets) / 1000
-    return DeviceCost(kwh, _import_cost(household, buckets, kwh), currency)
+    return DeviceCost(kwh, _import_cost(household, buckets, kwh))
 
 
 @dataclass(frozen=True)

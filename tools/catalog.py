@@ -393,7 +393,7 @@ async def compare_windows(ctx: ToolContext, args: CompareArgs) -> Comparison:
                 change_kwh=f.kwh - kwh_b.get(f.device.id, 0.0),
             )
             for f in a.devices
-            if f.device.kind in CONSUMING
+            if f.device.kind in queries.CONSUMING
         ),
         key=lambda d: (-abs(d.change_kwh), d.name),
     )
@@ -432,15 +432,9 @@ async def cost_breakdown(ctx: ToolContext, args: WindowOnly) -> CostBreakdown:
     )
 
 
-CONSUMING = frozenset({"consumer", "ev_charger"})
-# The kinds whose energy is used in the house, so has a price: the rest (solar, the grid
-# meter, a battery) measure where energy came from, and the house's cost is theirs.
-COSTED_KINDS = CONSUMING
-
-
 async def device_cost(ctx: ToolContext, args: DeviceArgs) -> DeviceCost:
     device = device_named(ctx, args.device_name)
-    if device.kind not in COSTED_KINDS:
+    if device.kind not in queries.CONSUMING:  # the rest measure where energy came from
         raise ToolFailure(
             "not_a_consumer",
             f"{device.name!r} is a {device.kind} device: ask cost_breakdown for the house.",
@@ -456,7 +450,7 @@ async def device_cost(ctx: ToolContext, args: DeviceArgs) -> DeviceCost:
         device=device.name,
         kind=device.kind,
         window=_window_out(window),
-        currency=priced.currency,
+        currency=tariff.currency,
         kwh=priced.kwh,
         cost=priced.cost,
         import_price_per_kwh=tariff.import_price_per_kwh,

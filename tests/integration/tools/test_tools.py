@@ -130,18 +130,24 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-9
 
 
-def _want(home: Home, arg: WindowArg) -> reference.Figures:
-    window = resolve(arg, timezone=ZONE, now=home.ctx.now)
+def _figures(
+    home: Home, start: datetime, end: datetime, tariff: Tariff = TARIFF
+) -> reference.Figures:
     return reference.figures(
         [reference.Dev(d.key, d.kind) for d in demo_household().devices],
         home.readings,
-        start=window.start,
-        end=window.end,
+        start=start,
+        end=end,
         now=home.ctx.now,
         cap=CAP,
-        tariff=TARIFF,
+        tariff=tariff,
         timezone=ZONE,
     )
+
+
+def _want(home: Home, arg: WindowArg) -> reference.Figures:
+    window = resolve(arg, timezone=ZONE, now=home.ctx.now)
+    return _figures(home, window.start, window.end)
 
 
 YESTERDAY = {"name": "yesterday", "first_date": None, "last_date": None}
@@ -200,16 +206,7 @@ async def test_a_devices_cost_is_its_energy_at_the_import_price_of_each_minute(
     for window in (_w("today"), YESTERDAY, _w("last_3_days")):
         arg = WindowArg.model_validate(window)
         bounds = resolve(arg, timezone=ZONE, now=home.ctx.now)
-        want = reference.figures(
-            [reference.Dev(d.key, d.kind) for d in demo_household().devices],
-            home.readings,
-            start=bounds.start,
-            end=bounds.end,
-            now=home.ctx.now,
-            cap=CAP,
-            tariff=tariff,
-            timezone=ZONE,
-        )
+        want = _figures(home, bounds.start, bounds.end, tariff)
         wants.append(want)
         for name, key in (("Heat pump", "heat_pump"), ("EV charger", "ev_charger")):
             got = await _call(home, "device_cost", {"device_name": name, "window": window}, "cost")
@@ -226,19 +223,6 @@ async def test_a_devices_cost_is_its_energy_at_the_import_price_of_each_minute(
         home, "device_cost", {"device_name": "Solar inverter", "window": YESTERDAY}, "cost"
     )
     assert solar["error"]["code"] == "not_a_consumer"
-
-
-def _figures(home: Home, start: datetime, end: datetime) -> reference.Figures:
-    return reference.figures(
-        [reference.Dev(d.key, d.kind) for d in demo_household().devices],
-        home.readings,
-        start=start,
-        end=end,
-        now=home.ctx.now,
-        cap=CAP,
-        tariff=TARIFF,
-        timezone=ZONE,
-    )
 
 
 async def test_like_for_like_cuts_the_whole_window_to_the_span_elapsed_of_the_running_one(

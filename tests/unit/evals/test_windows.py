@@ -48,10 +48,3 @@ def test_a_span_longer_than_the_earlier_window_is_all_of_it() -> None:
 def test_a_same_span_needs_an_earlier_window_and_one_running_to_now(name: str) -> None:
     with pytest.raises(DatasetError):
         window_bounds(name, BERLIN, NOW)
-
-
-def test_the_conversation_dataset_is_what_its_generator_writes() -> None:
-    from evals import conversations
-
-    assert conversations.main(["--check"]) == 0
-    assert len(conversations.conversations()) >= 145
