@@ -81,7 +81,7 @@ from agent.model import (
     ToolMessage,
 )
 from agent.verify import Stated, adopt, check, facts, stated
-from agent.windows import follow_up, from_route
+from agent.windows import follow_up
 from context.builder import HouseholdContext, build_context
 from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
 from quota.prices import estimate_tokens
@@ -324,8 +324,13 @@ class Turn:
             elif len(r.windows) >= 2 and not (
                 r.branch == "cost"
                 and any(d.kind in CONSUMING for d in devices if d.name in r.devices)
-            ):  # "this month against last month"; a device's cost answers the first window
-                compared = self._period(from_route(r.windows[1], self.today, southern=south))
+            ):  # "this month against last month"; a device's cost answers the first window.
+                # "yesterday with the day before": a relative second window is before the first.
+                first = _span(arg.name, period.bounds)
+                again = follow_up(
+                    r.windows[1], self.today, (first.name, first.first, first.last), southern=south
+                )
+                compared = self._period(again)
             elif (
                 r.follows
                 and r.window is None

@@ -531,6 +531,36 @@ def whole_comparisons(home: Home) -> Flow:
             compare("compare that with yesterday", "days:-3:-3", "days:-3:-3", "yesterday"),
         ],
     )
+    # "the day before" is before the message's first window, not before today.
+    yield (
+        "compare",
+        [
+            compare(
+                "compare yesterday with the day before", "yesterday", "yesterday", "days:-2:-2"
+            ),
+            compare(
+                "and what did that cost?",
+                "yesterday",
+                "yesterday",
+                "days:-2:-2",
+                branch="cost",
+                figure="cost",
+            ),
+        ],
+    )
+
+
+def live_then_usage(home: Home) -> Flow:
+    """Whether a device is on now, then "it": the same device, in the follow-up's window."""
+    for said, name in home.switchable:
+        yield (
+            "follow.device",
+            [
+                _turn(f"is the {said} on right now?", "energy", "answer"),
+                device("how much did it use today?", name, "today"),
+                device_cost("and what did that cost?", name, "today"),
+            ],
+        )
 
 
 FLOWS = (
@@ -547,6 +577,7 @@ FLOWS = (
     unsupported,
     device_costs,
     whole_comparisons,
+    live_then_usage,
 )
 
 

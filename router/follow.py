@@ -86,8 +86,9 @@ def follow(
     words = msg.words()
     compares = not g.compare_words.isdisjoint(words) and len(msg.windows) == 1
     back = not g.back_references.isdisjoint(words)
-    # "how many kWh was that?": a back reference and nothing of its own to be about.
-    about_that = back and not msg.windows and not devices
+    # "how many kWh was that?": a back reference and nothing of its own to be about; "how
+    # much did it use today?" after a question about a device: that device, in its own window.
+    about_that = back and not devices and (not msg.windows or bool(previous.devices))
     if not (opener or decision.rule in _ELLIPTICAL or (compares and back) or about_that):
         return None
     # Its own money or energy words decide the branch ("and in euros?"); else the previous.

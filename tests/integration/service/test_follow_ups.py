@@ -94,6 +94,32 @@ async def test_compare_that_compares_the_previous_window(chat: Chat) -> None:
     assert args["like_for_like"] is True  # neither runs: nothing is cut
 
 
+async def test_the_day_before_in_a_comparison_is_before_its_first_window(chat: Chat) -> None:
+    chunks = await chat.say("compare yesterday with the day before")
+    [(tool, args)] = _inputs(chunks)
+    assert tool == "compare_windows"
+    assert args["a"]["name"] == "yesterday"
+    assert args["b"]["name"] == "dates"
+    assert args["b"]["first_date"] == args["b"]["last_date"]
+    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    assert output["b"]["end"] == output["a"]["start"]  # the day just before yesterday
+
+
+async def test_it_after_a_live_question_about_a_device_is_that_device(chat: Chat) -> None:
+    await chat.say("is the heat pump on right now?")
+    chunks = await chat.say("how much did it use today?")
+    [(tool, args)] = _inputs(chunks)
+    assert (tool, args["device_name"], args["window"]["name"]) == (
+        "device_usage",
+        "Heat pump",
+        "today",
+    )
+    # With no device before, "it" is the house.
+    await chat.say("how much did I use yesterday?")
+    chunks = await chat.say("how much did it use today?")
+    assert [tool for tool, _ in _inputs(chunks)] != ["device_usage"]
+
+
 async def test_this_month_is_compared_with_the_same_span_of_last_month(chat: Chat) -> None:
     chunks = await chat.say("how does this month compare to last month?")
     [(tool, args)] = _inputs(chunks)
