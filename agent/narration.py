@@ -39,6 +39,9 @@ def calls(
     is about that device's cost)."""
     if report_only or route.branch == "action":
         return [("energy_summary", catalog.WindowOnly(window=window))]
+    if route.explain is not None:  # against the previous period, the usual, or `compared`
+        why = catalog.ExplainArgs(window=window, against=route.explain, baseline=compared)
+        return [("explain_cost", why)]
     if compared is not None:  # like for like: this month so far against as much of the last
         args = catalog.CompareArgs(a=window, b=compared, like_for_like=True)
         return [("compare_windows", args)]
@@ -63,13 +66,16 @@ def calls(
 
 def branch(tool: str) -> Branch:
     """The branch whose tools the narrator's call of `tool` runs under."""
-    return "cost" if tool in ("cost_breakdown", "device_cost") else "energy"
+    return "cost" if tool in ("cost_breakdown", "device_cost", "explain_cost") else "energy"
 
 
 def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) -> list[str]:
     """The narrator's sentences from the result of the tool `name`."""
     if "error" in result:
-        return [f"I couldn't get that: {result['error']['message']}"]
+        error = result["error"]
+        if error["code"] == "no_history":  # an explanation with nothing to explain against
+            return [f"I can't explain that yet: {error['message']}"]
+        return [f"I couldn't get that: {error['message']}"]
     typed = catalog.TOOLS[name].result.model_validate(result)
     if isinstance(typed, catalog.EnergySummary):
         return narrator.energy(typed)
@@ -79,6 +85,8 @@ def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) ->
         return narrator.device_cost(typed)
     if isinstance(typed, catalog.DeviceUsage):
         return narrator.device(typed)
+    if isinstance(typed, catalog.CostExplanation):
+        return narrator.explanation(typed, cost=route.branch == "cost")
     if isinstance(typed, catalog.Comparison):
         return narrator.comparison(typed, cost=route.branch == "cost")
     if isinstance(typed, catalog.LiveStatus):

@@ -13,6 +13,8 @@ from telemetry.windows import local_day_start
 from tools.catalog import (
     Comparison,
     CostBreakdown,
+    CostExplanation,
+    CostPart,
     DeviceCost,
     DeviceUsage,
     EnergySummary,
@@ -253,6 +255,81 @@ def comparison(c: Comparison, *, cost: bool = False) -> list[str]:
     return sentences
 
 
+MAX_PARTS_NARRATED = 3
+_UNITS_OF_DAYS = {1: "days", 7: "weeks"}
+
+
+def baseline_phrase(e: CostExplanation) -> str:
+    """'on Sat 26 Sep 2026', 'over the same span of last month', or 'on average over the 3
+    days before'."""
+    if e.against != "usual":
+        [b] = e.baseline
+        return f"over the same span {span_phrase(b)}" if e.like_for_like else window_phrase(b)
+    first = e.baseline[-1]
+    days = round((first.end - first.start).total_seconds() / 86400)
+    unit = _UNITS_OF_DAYS.get(days, "months" if days >= 28 else "periods")
+    return f"on average over the {len(e.baseline)} {unit} before"
+
+
+def _part(p: CostPart, currency: str, *, cost: bool) -> str:
+    """One part of a change: '"Heat pump" used 3.20 kWh more (1.02 EUR more)'."""
+    paid = f"{money(abs(p.cost), currency)} {'more' if p.cost > 0 else 'less'}"
+    energy = f"{kwh(abs(p.kwh or 0.0))} {'more' if (p.kwh or 0.0) > 0 else 'less'}"
+    said = {
+        "device": f'"{p.device}" used {energy}',
+        "solar": f"you used {energy} of your own solar",
+        "storage": f"the battery took {energy} than it gave back",
+        "unmetered": f"grid import that no device meter accounts for was {energy}",
+        "price": f"the prices of the hours you bought energy in made it {paid}",
+        "fixed_charges": f"the fixed charges were {paid}",
+        "days": f"the number of days made it {paid}",
+    }[p.kind]
+    return said + (f" ({paid})" if cost and p.kwh is not None else "")
+
+
+def explanation(e: CostExplanation, *, cost: bool) -> list[str]:
+    """The window against its baseline, then the parts of the difference that moved it
+    most: in money when the question was about cost, else the devices whose use changed
+    (consumption is their sum). A baseline with other days is scaled to the window's."""
+    c, when, against = e.currency, window_phrase(e.window), baseline_phrase(e)
+    if cost:
+        head = (
+            f"Your estimated cost {when} is {money(e.cost, c)} against "
+            f"{money(e.baseline_cost, c)} {against}"
+        )
+        change, pct, unit = e.change, e.change_pct, money(abs(e.change), c)
+    else:
+        head = (
+            f"You used {kwh(e.consumption_kwh)} {when} against "
+            f"{kwh(e.baseline_consumption_kwh)} {against}"
+        )
+        change, pct = e.consumption_change_kwh, e.consumption_change_pct
+        unit = kwh(abs(change))
+    if e.local_days != e.baseline_days:
+        head += f" ({e.local_days} days against {e.baseline_days:g})"
+    sentences = [head + "."]
+    if round(change, 2) == 0:
+        sentences.append("That is about the same.")
+    else:
+        share = f" ({abs(pct):.0f}%)" if pct is not None else ""
+        scaled = "Day for day, that" if e.local_days != e.baseline_days and not cost else "That"
+        sentences.append(f"{scaled} is {unit}{share} {'more' if change > 0 else 'less'}.")
+
+        def size(p: CostPart) -> float:
+            return abs(p.cost) if cost else abs(p.kwh or 0.0)
+
+        moved = sorted(
+            (p for p in e.parts if (cost or p.kind == "device") and round(size(p), 2) != 0),
+            key=lambda p: -size(p),
+        )[:MAX_PARTS_NARRATED]
+        if moved:
+            said = [_part(p, c, cost=cost) for p in moved]
+            listed = ", ".join(said[:-1]) + f" and {said[-1]}" if len(said) > 1 else said[0]
+            sentences.append(f"Most of it: {listed}.")
+    sentences.append(as_of(e.fresh_as_of, e.window.timezone))
+    return sentences
+
+
 def device_state(status: LiveStatus, names: tuple[str, ...], timezone: str) -> list[str]:
     """Whether the named devices draw power now, from the live readings."""
     by_name = {d.name.casefold(): d for d in status.devices}
@@ -293,8 +370,9 @@ OUT_OF_SCOPE = {
     # Questions about energy or money wattwise has no computation for (router rule
     # unsupported.<kind>): what it can do instead, and no figure for another question.
     "explain": (
-        "I can't explain a change yet, and I won't guess. I can put two periods side by side: "
-        'try "compare this month with last month", or ask what a device used last week.'
+        "I can explain what your whole house used or spent against an earlier period, not "
+        "why one device did something, and I won't guess. Try \"why did I spend more "
+        'yesterday?", or ask what a device used last week.'
     ),
     "projection": (
         "I can't project a bill or usage ahead yet, and a figure for the days so far would "

@@ -38,10 +38,17 @@ def prompt(
     *,
     style: Literal["chat", "voice"],
     window: Window | None,
+    why: Literal["previous", "usual"] | None = None,
 ) -> tuple[ModelMessage, ...]:
     """The first round's messages: the system prompt, the household context, and the
-    conversation so far (ending with the user's message)."""
+    conversation so far (ending with the user's message). `why`: the question asks why,
+    against the previous period or the usual (the router's Route.explain)."""
     system = SYSTEM_PROMPT if style == "chat" else f"{SYSTEM_PROMPT}\n{VOICE_PROMPT}"
+    if why is not None:
+        system += (
+            f"\nThe person asks why: call explain_cost (against {why!r}, unless they named "
+            "the period to compare with) and state only the parts it returns."
+        )
     if window is not None:
         zone = ZoneInfo(window.timezone)
         system += (

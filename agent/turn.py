@@ -95,7 +95,7 @@ from telemetry.queries import CONSUMING
 from telemetry.windows import Window, southern
 from tools import catalog
 from tools.base import Branch, ToolContext, ToolDefinition, call, error
-from tools.windows import WindowArg, resolve
+from tools.windows import WindowArg, local_dates, resolve
 
 if TYPE_CHECKING:
     from telemetry.db import Conn
@@ -372,7 +372,9 @@ class Turn:
         )
         history = [(m.role, m.content) for m in self.messages]
         bounds = found.period.bounds if found.period else None
-        prompt = prompts.prompt(history, context.text, style=self.style, window=bounds)
+        prompt = prompts.prompt(
+            history, context.text, style=self.style, window=bounds, why=found.route.explain
+        )
         tools = catalog.definitions(branch)
         try:
             reservation = await model.reserve(
@@ -889,9 +891,7 @@ def _previous(state: dialogue.State | None) -> Previous | None:
 
 def _span(name: str, bounds: Window) -> dialogue.Span:
     """A window's local dates, both included."""
-    tz = ZoneInfo(bounds.timezone)
-    last = (bounds.end - timedelta(microseconds=1)).astimezone(tz).date()
-    return dialogue.Span(name, bounds.start.astimezone(tz).date(), last)
+    return dialogue.Span(name, *local_dates(bounds))
 
 
 def _farewell() -> Failed:

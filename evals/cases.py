@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -256,7 +256,26 @@ def own_values(fixture: Fixture, figure: Figure, windows: Iterable[str]) -> list
 
 
 def expected(fixture: Fixture, figure: Figure) -> float:
-    """The reference value of `figure` in `fixture`'s household, as of its `now`."""
+    """The reference value of `figure` in `fixture`'s household, as of its `now`. Two
+    window forms state an explanation's figures (reference.explanation):
+
+        mean:W1+W2      the mean of the figure over the windows (a usual baseline)
+        change:A~W1+W2  how far A's figure is from that mean, as people state it (its size:
+                        "4.30 EUR less"); an energy's baseline scaled to A's local days
+                        (a cost's is not: its days are a part of the change)
+    """
+    kind, _, rest = figure.window.partition(":")
+    if kind in ("mean", "change"):
+        window, tilde, baselines = rest.partition("~") if kind == "change" else ("", "", rest)
+        names = baselines.split("+")
+        if not all(names) or (kind == "change" and not (tilde and window)):
+            raise DatasetError(f"window {figure.window!r}: mean:W1+W2 or change:A~W1+W2")
+        mean = sum(expected(fixture, replace(figure, window=w)) for w in names) / len(names)
+        if kind == "mean":
+            return mean
+        days = sum(_figures(fixture, w).local_days for w in names) / len(names)
+        scale = _figures(fixture, window).local_days / days if figure.figure != "cost" else 1.0
+        return abs(expected(fixture, replace(figure, window=window)) - mean * scale)
     got = _figures(fixture, figure.window)
     if figure.figure in ("device", "device_cost"):
         keys = {d.name.casefold(): d.key for d in fixture.spec.devices}

@@ -472,15 +472,96 @@ def aliases(home: Home) -> Flow:
     )
 
 
+def explained(user: str, branch: str, window: str, *baselines: str) -> Json:
+    """An explanation of `window` against the mean of `baselines`: the window's figure, the
+    baseline's and the size of the change (cost when about cost, else consumption)."""
+    figure = "cost" if branch == "cost" else "consumption"
+    mean = "+".join(baselines)
+    numbers = [
+        _n(figure, window),
+        _n(figure, f"mean:{mean}"),
+        _n(figure, f"change:{window}~{mean}"),
+    ]
+    return _turn(user, branch, "answer", window=window, numbers=numbers)
+
+
+USUAL_DAYS = ("days:-2:-2", "days:-3:-3", "days:-4:-4")
+
+
+def explanations(home: Home) -> Flow:
+    """Asking why, of the whole house: against the day before, the usual (the mean of the 3
+    days before), the same span of yesterday while today runs, and a comparison's window."""
+    yield (
+        "explain",
+        [
+            cost(home, "what did I spend yesterday?", "yesterday"),
+            explained("why?", "cost", "yesterday", "days:-2:-2"),
+            cost(home, "and the day before?", "days:-2:-2"),
+        ],
+    )
+    yield (
+        "explain",
+        [
+            explained(
+                "why did I use more yesterday than usual?", "energy", "yesterday", *USUAL_DAYS
+            ),
+            explained(
+                "why did I spend more yesterday than the day before?",
+                "cost",
+                "yesterday",
+                "days:-2:-2",
+            ),
+        ],
+    )
+    yield (
+        "explain",
+        [
+            energy(home, "how much have I used today?", "today"),
+            explained("why is it so high?", "energy", "today", "like:yesterday~today"),
+            explained("why was it so expensive?", "cost", "today", "like:yesterday~today"),
+        ],
+    )
+    yield (
+        "explain",
+        [
+            compare(
+                "compare yesterday with the day before", "yesterday", "yesterday", "days:-2:-2"
+            ),
+            explained("why?", "energy", "yesterday", "days:-2:-2"),
+        ],
+    )
+    yield (
+        "explain",
+        [
+            explained(
+                "how come my bill was higher yesterday than usual?",
+                "cost",
+                "yesterday",
+                *USUAL_DAYS,
+            ),
+            _turn("thanks", "smalltalk", "smalltalk"),
+        ],
+    )
+    yield (
+        "explain",
+        [
+            # Months before the readings began: it says so, and states no figure for them.
+            _turn("why is my bill higher than usual?", "cost", "answer", window="this_month"),
+            cost(home, "ok, what have I spent so far this month?", "this_month"),
+        ],
+    )
+
+
 def unsupported(home: Home) -> Flow:
     """Questions wattwise computes nothing for: an honest answer and no figure, and the
     conversation goes on from the question before."""
+    first = home.consumers[0]
     yield (
         "unsupported",
         [
-            cost(home, "what did I spend yesterday?", "yesterday"),
-            _turn("why?", "out_of_scope", "refusal"),
-            cost(home, "and the day before?", "days:-2:-2"),
+            device(f"how much did the {first.lower()} use yesterday?", first, "yesterday"),
+            _turn("why?", "out_of_scope", "refusal"),  # of a device: no computation
+            device("and the day before?", first, "days:-2:-2"),
         ],
     )
     yield (
@@ -494,7 +575,7 @@ def unsupported(home: Home) -> Flow:
         "unsupported",
         [
             energy(home, "how much energy did I use today?", "today"),
-            _turn("why is it so high?", "out_of_scope", "refusal"),
+            _turn(f"why did the {first.lower()} switch on?", "out_of_scope", "refusal"),
         ],
     )
     named = home.switchable[0][0]
@@ -578,6 +659,7 @@ FLOWS = (
     device_costs,
     whole_comparisons,
     live_then_usage,
+    explanations,
 )
 
 

@@ -27,6 +27,7 @@ The contract it implements:
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 __all__ = [
     "KINDS",
@@ -43,6 +44,7 @@ __all__ = [
     "Raw",
     "dedupe",
     "device_wh",
+    "explanation",
     "figures",
     "kind_totals",
     "series",
@@ -415,3 +417,56 @@ def series(
         {dev.key: (positive[dev.key][i], negative[dev.key][i]) for dev in devices}
         for i in range(len(edges) - 1)
     ]
+
+
+def _positive_kwh(key: str, f: Figures) -> float:
+    return f.per_device[key][0]
+
+
+def explanation(
+    devices: list[Dev], window: Figures, baselines: list[Figures], *, flat_price: float
+) -> dict[str, float]:
+    """Why `window` cost what it did against the mean of `baselines`: the difference of
+    their costs in parts that sum to it (keys "days", "fixed_charges", "price", "solar",
+    "storage", "unmetered", and "device:KEY" for each consuming device).
+
+    Each baseline figure is the mean over the baselines, scaled by the window's local days
+    over their mean local days. The days part is the baseline's mean cost times that scale
+    less one; the price part the window's import cost less its import at the baseline's
+    price per kWh (its scaled import cost over its scaled import, or `flat_price` when it
+    imported nothing); every energy part is a change against the scaled baseline at that
+    price: a device's use; solar used at home (produced less exported) with the sign
+    turned (less of it costs more); battery charge less discharge; and whatever change of
+    import the others leave (consumption - own solar + charge - discharge + it = import)."""
+    n = len(baselines)
+    if n == 0:
+        raise ValueError("no baselines")
+    base_days = sum(b.local_days for b in baselines) / n
+    scale = window.local_days / base_days if base_days else 1.0
+
+    def base(figure: Callable[[Figures], float]) -> float:
+        return sum(figure(b) for b in baselines) / n * scale
+
+    def change(figure: Callable[[Figures], float]) -> float:
+        return figure(window) - base(figure)
+
+    base_import_cost = base(lambda f: f.cost - f.fixed_charges)
+    base_import = base(lambda f: f.import_kwh)
+    price = base_import_cost / base_import if base_import > 0 else flat_price
+    parts = {
+        "days": sum(b.cost for b in baselines) / n * (scale - 1),
+        "fixed_charges": change(lambda f: f.fixed_charges),
+        "price": (window.cost - window.fixed_charges) - price * window.import_kwh,
+    }
+    used: dict[str, float] = {}
+    for dev in devices:
+        if dev.kind in CONSUMING_KINDS:
+            used[dev.key] = change(functools.partial(_positive_kwh, dev.key))
+            parts[f"device:{dev.key}"] = price * used[dev.key]
+    own_solar = change(lambda f: f.solar_kwh - f.export_kwh)
+    battery = change(lambda f: f.battery_charge_kwh - f.battery_discharge_kwh)
+    rest = change(lambda f: f.import_kwh) - sum(used.values()) + own_solar - battery
+    parts["solar"] = -price * own_solar
+    parts["storage"] = price * battery
+    parts["unmetered"] = price * rest
+    return parts

@@ -28,8 +28,11 @@ from router.windows import DayRef, WindowRef
 
 DEFAULT_CASES = Path(__file__).resolve().parent / "router" / "router.jsonl"
 _EXPECT_FIELDS = frozenset(
-    {"branch", "window", "devices", "ambiguous", "op", "value", "device", "consent", "also_report"}
-)
+    {
+        "branch", "window", "devices", "ambiguous", "op", "value", "device", "consent",
+        "also_report", "explain",
+    }
+)  # fmt: skip
 _WINDOW_FIELDS = frozenset(
     {"kind", "days", "start", "end", "weekday", "last_weekday", "months", "complete"}
 )
@@ -48,6 +51,7 @@ class Outcome:
     device: str | None = None
     consent: str | None = None
     also_report: bool = False
+    explain: str | None = None  # asking why: against "previous" or "usual"
 
     @classmethod
     def of(cls, r: Route) -> Outcome:
@@ -62,6 +66,7 @@ class Outcome:
             device=action.device if action else None,
             consent=r.consent,
             also_report=r.also_report,
+            explain=r.explain,
         )
 
 
@@ -173,6 +178,7 @@ def _outcome(expect: dict[str, Any]) -> Outcome:
         device=expect.get("device"),
         consent=expect.get("consent"),
         also_report=expect.get("also_report", False),
+        explain=expect.get("explain"),
     )
 
 

@@ -71,6 +71,8 @@ class Grammar:
         self.openers = PhraseTable(dict.fromkeys(lx.follow_openers, ""))
         self.back_references = frozenset(lx.back_references)
         self.compare_words = frozenset(lx.compare_words)
+        self.usual_words = frozenset(lx.usual_words)
+        self.than_words = frozenset(lx.than_words)
         self.unsupported = {kind: PhraseSet(p) for kind, p in lx.unsupported.items()}
         self.kind_words = lx.kind_words
         self.common = frozenset(lx.common_words)
@@ -93,6 +95,8 @@ class Grammar:
             *lx.follow_openers,
             *lx.back_references,
             *lx.compare_words,
+            *lx.usual_words,
+            *lx.than_words,
             *(p for phrases in lx.unsupported.values() for p in phrases),
             *lx.clause_words,
             *lx.request_prefixes,

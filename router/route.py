@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import router.explain as explain
 import router.follow as follow
 import router.rules as rules
 from router.devices import DeviceRef, household
@@ -37,6 +38,9 @@ class Route:
     # `against_previous`, the previous question's window compared with `windows[0]`.
     follows: bool = False
     against_previous: bool = False
+    # Asking why (router.explain): explain windows[0] (or, following, the previous
+    # question's window) against the previous period, the usual, or windows[1].
+    explain: explain.Baseline | None = None
 
     @property
     def window(self) -> WindowRef | None:
@@ -77,6 +81,11 @@ def route(
         if replied is not None:
             return _route(replied.decision, msg, replied)
     if decision.branch != "action":
+        why = explain.explain(g, msg, decision, previous)
+        if why is not None:
+            return Route(
+                why.branch, why.rule, windows=why.windows, follows=why.follows, explain=why.baseline
+            )
         unsupported = rules.unsupported(g, msg, decision)
         if unsupported is not None:
             return Route(unsupported.branch, unsupported.rule)

@@ -194,6 +194,19 @@ async def fresh_as_of(conn: Conn, devices: list[Device], window: Window) -> date
     return newest
 
 
+async def first_reading(conn: Conn, devices: list[Device]) -> datetime | None:
+    """The oldest reading of any of `devices` (None if there is none): one forward index
+    probe per device."""
+    oldest: datetime | None = await conn.fetchval(
+        """SELECT min(first.ts)
+             FROM unnest($1::uuid[]) AS d(id),
+                  LATERAL (SELECT x.ts FROM readings x WHERE x.device_id = d.id
+                            ORDER BY x.ts LIMIT 1) AS first""",
+        [d.id for d in devices],
+    )
+    return oldest
+
+
 def _import_cost(
     household: Household, grid_buckets: list[BucketEnergy], import_kwh: float
 ) -> float:

@@ -6,17 +6,19 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telemetry import explain, queries, windows
 from telemetry import live as live_power
-from telemetry import queries, windows
 from telemetry.households import Device
 from telemetry.kinds import DeviceKind
 from tools.base import Args, Branch, Result, Tool, ToolContext, ToolDefinition, ToolFailure
-from tools.windows import WindowArg, resolve
+from tools.windows import WindowArg, earlier, resolve
 
 MAX_TOP = 20
+USUAL_PERIODS = 3  # "than usual": the mean of this many periods before, those with readings
 MAX_BUCKETS = 96
 SUMMARY_DEVICES = 5
 
@@ -102,6 +104,17 @@ class CompareArgs(Args):
     )
 
 
+class ExplainArgs(Args):
+    window: WindowArg
+    against: Literal["previous", "usual"] = Field(
+        description="previous: the equal period just before (a day, a week, a month); "
+        "usual: the mean of up to 3 such periods before. Ignored when baseline is given."
+    )
+    baseline: WindowArg | None = Field(
+        description='Compare with this window instead ("than last month"); else null.'
+    )
+
+
 class NoArgs(Args):
     pass
 
@@ -167,10 +180,42 @@ class Comparison(Result):
     like_for_like: bool  # the earlier window was cut to the span elapsed of the running one
     totals_a: Totals
     totals_b: Totals
-    consumption_change_kwh: float
+    consumption_change_kwh: float  # against the baseline scaled to the window's days
     consumption_change_pct: float | None
     cost_change: float
     devices_changed_most: list[DeviceChange]  # consuming devices, largest change first
+
+
+class CostPart(_Frozen):
+    kind: explain.PartKind
+    cost: float
+    kwh: float | None
+    device: str | None
+
+
+class CostExplanation(Result):
+    """The window's estimated cost against its baseline's, and the difference in parts
+    that sum to it (telemetry.explain says what each part is)."""
+
+    window: WindowOut
+    baseline: list[WindowOut]  # the periods whose mean is the baseline
+    baseline_periods: int  # how many
+    against: Literal["previous", "usual", "window"]
+    like_for_like: bool  # the baseline periods were cut to the span elapsed of the window
+    currency: str
+    cost: float
+    baseline_cost: float
+    change: float
+    change_pct: float | None
+    local_days: int
+    baseline_days: float
+    baseline_price_per_kwh: float
+    consumption_kwh: float
+    baseline_consumption_kwh: float  # the mean, not scaled to the window's days
+    consumption_change_kwh: float
+    consumption_change_pct: float | None
+    parts: list[CostPart]  # days, fixed charges, price, solar, storage, unmetered, then
+    # the consuming devices, largest part first
 
 
 class CostBreakdown(Result):
@@ -411,6 +456,63 @@ async def compare_windows(ctx: ToolContext, args: CompareArgs) -> Comparison:
     )
 
 
+async def explain_cost(ctx: ToolContext, args: ExplainArgs) -> CostExplanation:
+    window = _window(ctx, args.window, "window")
+    if args.baseline is not None:
+        against: Literal["previous", "usual", "window"] = "window"
+        wanted = [_window(ctx, args.baseline, "baseline")]
+        if wanted[0].start < window.end and window.start < wanted[0].end:
+            raise ToolFailure("overlapping", "The baseline overlaps the window.", "baseline")
+    else:
+        against = args.against
+        count = 1 if against == "previous" else USUAL_PERIODS
+        wanted = [_window(ctx, w, "window") for w in earlier(args.window, window, count)]
+    running = window.end >= ctx.now
+    if running:  # this month so far against as much of each earlier month
+        wanted = [windows.same_span(w, window) if w.end <= window.start else w for w in wanted]
+    oldest = await queries.first_reading(ctx.conn, list(ctx.devices))
+    covered = [w for w in wanted if oldest is not None and oldest <= w.start]
+    if not covered:
+        local = oldest.astimezone(ZoneInfo(ctx.household.timezone)) if oldest else None
+        since = f"the readings begin on {local:%a %-d %b %Y}" if local else "there are no readings"
+        raise ToolFailure(
+            "no_history",
+            f"{since}, after the period to compare with began, so there is nothing to explain "
+            "it against yet.",
+            "baseline" if args.baseline is not None else "against",
+        )
+    reports = [await _report(ctx, w) for w in (window, *covered)]
+    report, baselines = reports[0], reports[1:]
+    tariff = ctx.household.tariff
+    why = explain.explain(report, baselines, tariff.import_price_per_kwh)
+    # Against the baseline scaled to the window's days, as the parts are.
+    used = why.consumption_kwh - why.baseline_consumption_kwh * why.scale
+    freshest = [r.fresh_as_of for r in reports if r.fresh_as_of is not None]
+    return CostExplanation(
+        fresh_as_of=max(freshest) if freshest else None,
+        window=_window_out(report.window),
+        baseline=[_window_out(b.window) for b in baselines],
+        baseline_periods=len(baselines),
+        against=against,
+        like_for_like=running,
+        currency=tariff.currency,
+        cost=why.cost,
+        baseline_cost=why.baseline_cost,
+        change=why.change,
+        change_pct=why.change / why.baseline_cost * 100 if why.baseline_cost else None,
+        local_days=why.days,
+        baseline_days=why.baseline_days,
+        baseline_price_per_kwh=why.baseline_price,
+        consumption_kwh=why.consumption_kwh,
+        baseline_consumption_kwh=why.baseline_consumption_kwh,
+        consumption_change_kwh=used,
+        consumption_change_pct=used / why.baseline_consumption_kwh * 100
+        if why.baseline_consumption_kwh
+        else None,
+        parts=[CostPart(kind=p.kind, cost=p.cost, kwh=p.kwh, device=p.device) for p in why.parts],
+    )
+
+
 async def cost_breakdown(ctx: ToolContext, args: WindowOnly) -> CostBreakdown:
     report = await _report(ctx, _window(ctx, args.window, "window"))
     c, tariff = report.cost, ctx.household.tariff
@@ -610,6 +712,18 @@ TOOLS: dict[str, Tool[Any, Any]] = {
             CompareArgs,
             Comparison,
             compare_windows,
+            "energy",
+            "cost",
+        ),
+        _tool(
+            "explain_cost",
+            "Why a window cost what it did: its estimated cost against the previous equal "
+            "period, the usual (mean of the last 3) or a given window, with the difference "
+            "split into parts that sum to it: days, fixed charges, price (time of use), each "
+            "device's change of use, solar used at home, battery storage, unmetered load.",
+            ExplainArgs,
+            CostExplanation,
+            explain_cost,
             "energy",
             "cost",
         ),

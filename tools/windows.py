@@ -98,3 +98,41 @@ def calendar_days(name: WindowName, today: date) -> tuple[date, date | None]:
     if name == "last_month":
         return (first_of_month - timedelta(days=1)).replace(day=1), first_of_month
     raise ValueError(f"{name!r} is not a calendar period")
+
+
+def local_dates(window: Window) -> tuple[date, date]:
+    """The first and last local date of a window, both included."""
+    zone = ZoneInfo(window.timezone)
+    last = (window.end - timedelta(microseconds=1)).astimezone(zone).date()
+    return window.start.astimezone(zone).date(), last
+
+
+def earlier(arg: WindowArg, window: Window, count: int) -> list[WindowArg]:
+    """The `count` periods like `arg` (resolved as `window`) just before it, the nearest
+    first, as whole local dates: a day before a day; a Monday-Sunday week before a week;
+    calendar months before whole calendar months (this month so far is the month); else
+    as many days as the window holds. A running window's periods are whole: cut them to
+    its span (telemetry.windows.same_span) to compare like for like."""
+    first, last = local_dates(window)
+    months = 0
+    if arg.name == "this_month":
+        months = 1
+    elif first.day == 1 and (last + timedelta(days=1)).day == 1:
+        months = (last.year - first.year) * 12 + last.month - first.month + 1
+    length = {"today": 1, "this_week": 7}.get(arg.name, (last - first).days + 1)
+    out: list[WindowArg] = []
+    for k in range(1, count + 1):
+        if months:
+            start = _months_after(first, -k * months)
+            end = _months_after(start, months)
+        else:
+            start = first - timedelta(days=k * length)
+            end = start + timedelta(days=length)
+        out.append(WindowArg(name="dates", first_date=start, last_date=end - timedelta(days=1)))
+    return out
+
+
+def _months_after(first: date, months: int) -> date:
+    """The first of the month `months` calendar months after `first`'s (before, if < 0)."""
+    year, month = divmod(first.year * 12 + first.month - 1 + months, 12)
+    return date(year, month + 1, 1)

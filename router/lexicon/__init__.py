@@ -110,6 +110,11 @@ class Lexicon:
     follow_openers: tuple[str, ...]
     back_references: tuple[str, ...]
     compare_words: tuple[str, ...]
+    # An explanation (a question unsupported["explain"] finds that router.explain can
+    # answer): the words that make its baseline the usual (the mean of several periods
+    # before) rather than the previous period, and the word before a baseline window.
+    usual_words: tuple[str, ...]
+    than_words: tuple[str, ...]
     # Questions wattwise has no computation for yet, by rule suffix (rule unsupported.<kind>):
     # answered with what it can do instead, never with a nearby figure.
     unsupported: Mapping[str, tuple[str, ...]]

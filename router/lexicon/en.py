@@ -687,7 +687,11 @@ LEXICON = Lexicon(
     ),
     back_references=("that", "it", "this", "those", "these", "them"),
     compare_words=("compare", "compared", "comparison", "versus", "vs", "against"),
+    usual_words=("usual", "usually", "normal", "normally", "average", "typical", "typically"),
+    than_words=("than",),
     unsupported={
+        # Asking why: router.explain sends what it can to the explanation; the rest (a
+        # device, an event) is told what wattwise can say instead.
         "explain": (
             "why",
             "how come",

@@ -141,7 +141,7 @@ async def test_questions_without_a_computation_get_an_honest_answer_and_no_figur
     chat: Chat,
 ) -> None:
     for text in (
-        "why is my bill higher than usual?",
+        "why did the heat pump switch on?",
         "what will my bill be this month?",
         "when is the cheapest time to run the dishwasher?",
     ):
@@ -151,6 +151,40 @@ async def test_questions_without_a_computation_get_an_honest_answer_and_no_figur
         assert not any(ch.isdigit() for ch in said(chunks)), said(chunks)
     chunks = await chat.say("how are you today?")
     assert _part(chunks, "route")["branch"] == "smalltalk"
+
+
+async def test_why_after_a_cost_answer_explains_it_in_parts(chat: Chat) -> None:
+    await chat.say("what did I spend yesterday?")
+    chunks = await chat.say("why?")
+    route = _part(chunks, "route")
+    assert (route["branch"], route["rule"]) == ("cost", "follow.explain.cost")
+    [(tool, args)] = _inputs(chunks)
+    assert (tool, args["window"]["name"], args["against"]) == (
+        "explain_cost",
+        "yesterday",
+        "previous",
+    )
+    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    assert abs(sum(p["cost"] for p in output["parts"]) - output["change"]) <= 1e-9
+    text = said(chunks)
+    assert f"{output['cost']:.2f} EUR" in text
+    assert f"{output['baseline_cost']:.2f} EUR" in text
+    verification = _part(chunks, "verification")
+    assert verification["source"] == "narrator"
+    assert (verification["replaced"], verification["dropped"]) == ([], [])
+
+
+async def test_a_why_with_no_earlier_readings_says_so_and_states_no_figure(chat: Chat) -> None:
+    # 20 days of readings: no earlier months to know the usual bill by.
+    chunks = await chat.say("why is my bill higher than usual?")
+    route = _part(chunks, "route")
+    assert (route["branch"], route["rule"]) == ("cost", "explain.cost")
+    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    assert output["error"]["code"] == "no_history"
+    text = said(chunks)
+    assert text.startswith("I can't explain that yet: the readings begin on ")
+    assert "EUR" not in text
+    assert "kWh" not in text
 
 
 async def test_which_one_is_answered_by_the_next_message(chat: Chat, pool: asyncpg.Pool) -> None:

@@ -267,6 +267,107 @@ async def test_like_for_like_cuts_the_whole_window_to_the_span_elapsed_of_the_ru
     assert ended["like_for_like"] is False
 
 
+FIXED = Tariff(
+    currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08, daily_fixed_charge=0.9
+)
+TIME_OF_USE_FIXED = TIME_OF_USE.model_copy(update={"daily_fixed_charge": 0.9})
+
+
+def _bounds(got: dict[str, Any]) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(got["start"]), datetime.fromisoformat(got["end"])
+
+
+async def _explained(
+    home: Home, args: dict[str, Any], tariff: Tariff
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The tool's explanation, and the reference's of the windows it names."""
+    got = await _call(home, "explain_cost", args, "cost")
+    assert "error" not in got, got
+    want = reference.explanation(
+        [reference.Dev(d.key, d.kind) for d in demo_household().devices],
+        _figures(home, *_bounds(got["window"]), tariff),
+        [_figures(home, *_bounds(b), tariff) for b in got["baseline"]],
+        flat_price=tariff.import_price_per_kwh,
+    )
+    return got, want
+
+
+def _parted(home: Home, got: dict[str, Any]) -> dict[str, float]:
+    key_of = {uuid: key for key, uuid in home.ids.items()}
+    keys = {d.name: key_of[d.id] for d in home.ctx.devices}
+    return {
+        f"device:{keys[p['device']]}" if p["kind"] == "device" else p["kind"]: p["cost"]
+        for p in got["parts"]
+    }
+
+
+@pytest.mark.parametrize("tariff", [FIXED, TIME_OF_USE_FIXED], ids=["flat", "time-of-use"])
+async def test_an_explanations_parts_sum_to_the_change_and_are_the_references(
+    home: Home, tariff: Tariff
+) -> None:
+    household = dataclasses.replace(home.ctx.household, tariff=tariff)
+    home.ctx = dataclasses.replace(home.ctx, household=household)
+    today = home.ctx.now.astimezone(ZoneInfo(ZONE)).date()
+    before = (today - timedelta(days=2)).isoformat()
+    day_before = _w("dates", before, before)
+    yesterday = resolve(WindowArg.model_validate(YESTERDAY), timezone=ZONE, now=home.ctx.now)
+    cases = [
+        ({"window": YESTERDAY, "against": "previous", "baseline": None}, "previous"),
+        # Two local days (yesterday and today so far) against one: the days part.
+        (
+            {
+                "window": _w("dates", (today - timedelta(days=1)).isoformat(), today.isoformat()),
+                "against": "usual",
+                "baseline": day_before,
+            },
+            "window",
+        ),
+        ({"window": _w("today"), "against": "previous", "baseline": None}, "previous"),
+    ]
+    for args, against in cases:
+        got, want = await _explained(home, args, tariff)
+        assert got["against"] == against
+        parts = _parted(home, got)
+        assert set(parts) == set(want), args
+        for kind, value in want.items():
+            assert abs(parts[kind] - value) <= 1e-9, (args, kind, parts[kind], value)
+        assert abs(sum(parts.values()) - got["change"]) <= 1e-9, args
+        assert abs(got["change"] - (got["cost"] - got["baseline_cost"])) <= 1e-12
+    # Yesterday's previous period is the day before it, whole.
+    got, _ = await _explained(home, cases[0][0], tariff)
+    [baseline] = got["baseline"]
+    whole = resolve(
+        WindowArg.model_validate_json(json.dumps(day_before)), timezone=ZONE, now=home.ctx.now
+    )
+    assert _bounds(baseline) == (whole.start, whole.end)
+    assert whole.end == yesterday.start
+    # Today so far is explained against the same span of yesterday.
+    got, _ = await _explained(home, cases[2][0], tariff)
+    assert got["like_for_like"] is True
+    start, end = _bounds(got["baseline"][0])
+    assert (start, end) != (yesterday.start, yesterday.end)
+    assert start == yesterday.start
+    # The parts that make the difference here are really there.
+    got, want = await _explained(home, cases[1][0], tariff)
+    assert abs(want["days"]) > 0.5  # a whole day's fixed charge and energy
+    if tariff.time_of_use:
+        assert abs(want["price"]) > 1e-6
+    else:
+        assert abs(want["price"]) <= 1e-9
+    assert any(abs(v) > 0.01 for k, v in want.items() if k.startswith("device:"))
+
+
+async def test_an_explanation_needs_readings_from_before_its_baseline(home: Home) -> None:
+    got = await _call(
+        home,
+        "explain_cost",
+        {"window": _w("last_7_days"), "against": "usual", "baseline": None},
+        "cost",
+    )
+    assert got["error"]["code"] == "no_history"
+    assert "readings begin on" in got["error"]["message"]
+
+
 async def test_no_tool_reaches_another_household(home: Home) -> None:
     # The other household's devices, by id or by a name only it has, mean nothing here;
     # a name is all the model can give.
@@ -285,6 +386,12 @@ async def test_no_tool_reaches_another_household(home: Home) -> None:
     assert (await _call(home, "find_device", {"name": "sauna"}, "action"))["devices"] == []
     live = await _call(home, "live_status", {})
     assert {d["name"] for d in live["devices"]} == {d.name for d in home.ctx.devices}
+    why = await _call(
+        home, "explain_cost", {"window": YESTERDAY, "against": "previous", "baseline": None}
+    )
+    named = {p["device"] for p in why["parts"] if p["device"] is not None}
+    assert named
+    assert named <= {d.name for d in home.ctx.devices}
 
 
 def _w(name: str, first: str | None = None, last: str | None = None) -> dict[str, Any]:

@@ -3,14 +3,14 @@ own calendar periods, which must read a week and a month as the router does."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from agent.windows import from_route
 from router import WindowRef, resolve_window
-from tools.windows import MAX_DAYS, WindowArg, calendar_days
+from tools.windows import MAX_DAYS, WindowArg, calendar_days, earlier, local_dates, resolve
 
 WEDNESDAY = date(2026, 11, 25)
 
@@ -55,3 +55,48 @@ def test_the_tools_calendar_periods_are_the_routers(name: Any) -> None:
     start = date(2025, 12, 20)
     for today in (start + timedelta(days=n) for n in range(80)):
         assert calendar_days(name, today) == resolve_window(WindowRef(name), today), today
+
+
+def _dates(first: str, last: str) -> WindowArg:
+    return WindowArg(
+        name="dates", first_date=date.fromisoformat(first), last_date=date.fromisoformat(last)
+    )
+
+
+BERLIN = "Europe/Berlin"
+
+
+@pytest.mark.parametrize(
+    ("arg", "now", "periods"),
+    [
+        # The day after the 25-hour day: the day before is the 25-hour one, whole.
+        pytest.param(_named("yesterday"), "2026-10-27T09:00:00+01:00",
+                     [("2026-10-25", "2026-10-25"), ("2026-10-24", "2026-10-24")],
+                     id="days-across-25-hours"),
+        pytest.param(_named("today"), "2026-03-30T09:00:00+02:00",
+                     [("2026-03-29", "2026-03-29"), ("2026-03-28", "2026-03-28")],
+                     id="today-after-23-hours"),
+        pytest.param(_named("this_week"), "2026-11-25T09:00:00+01:00",
+                     [("2026-11-16", "2026-11-22"), ("2026-11-09", "2026-11-15")],
+                     id="this-week-is-weeks"),
+        pytest.param(_named("this_month"), "2026-03-03T09:00:00+01:00",
+                     [("2026-02-01", "2026-02-28"), ("2026-01-01", "2026-01-31")],
+                     id="this-month-is-months"),
+        pytest.param(_dates("2026-01-01", "2026-03-31"), "2026-11-25T09:00:00+01:00",
+                     [("2025-10-01", "2025-12-31"), ("2025-07-01", "2025-09-30")],
+                     id="whole-months"),
+        pytest.param(_dates("2026-11-10", "2026-11-12"), "2026-11-25T09:00:00+01:00",
+                     [("2026-11-07", "2026-11-09"), ("2026-11-04", "2026-11-06")],
+                     id="as-many-days"),
+    ],
+)  # fmt: skip
+def test_the_periods_before_a_window_are_like_it(
+    arg: WindowArg, now: str, periods: list[tuple[str, str]]
+) -> None:
+    at = datetime.fromisoformat(now)
+    window = resolve(arg, timezone=BERLIN, now=at)
+    assert earlier(arg, window, len(periods)) == [_dates(a, b) for a, b in periods]
+    # Each is whole local days in the zone: 23- and 25-hour days included.
+    for p in earlier(arg, window, len(periods)):
+        bounds = resolve(p, timezone=BERLIN, now=at)
+        assert local_dates(bounds) == (p.first_date, p.last_date)
