@@ -39,6 +39,8 @@ def calls(
     is about that device's cost)."""
     if report_only or route.branch == "action":
         return [("energy_summary", catalog.WindowOnly(window=window))]
+    if route.project:  # what the running window is on course to cost
+        return [("project_cost", catalog.ProjectArgs(window=window))]
     if route.explain is not None:  # against the previous period, the usual, or `compared`
         why = catalog.ExplainArgs(window=window, against=route.explain, baseline=compared)
         return [("explain_cost", why)]
@@ -66,15 +68,20 @@ def calls(
 
 def branch(tool: str) -> Branch:
     """The branch whose tools the narrator's call of `tool` runs under."""
-    return "cost" if tool in ("cost_breakdown", "device_cost", "explain_cost") else "energy"
+    return (
+        "cost"
+        if tool in ("cost_breakdown", "device_cost", "explain_cost", "project_cost")
+        else "energy"
+    )
 
 
 def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) -> list[str]:
     """The narrator's sentences from the result of the tool `name`."""
     if "error" in result:
         error = result["error"]
-        if error["code"] == "no_history":  # an explanation with nothing to explain against
-            return [f"I can't explain that yet: {error['message']}"]
+        if error["code"] == "no_history":  # nothing to explain against, or to project from
+            verb = "project" if name == "project_cost" else "explain"
+            return [f"I can't {verb} that yet: {error['message']}"]
         return [f"I couldn't get that: {error['message']}"]
     typed = catalog.TOOLS[name].result.model_validate(result)
     if isinstance(typed, catalog.EnergySummary):
@@ -85,6 +92,8 @@ def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) ->
         return narrator.device_cost(typed)
     if isinstance(typed, catalog.DeviceUsage):
         return narrator.device(typed)
+    if isinstance(typed, catalog.CostProjection):
+        return narrator.projection(typed)
     if isinstance(typed, catalog.CostExplanation):
         return narrator.explanation(typed, cost=route.branch == "cost")
     if isinstance(typed, catalog.Comparison):

@@ -15,6 +15,7 @@ from tools.catalog import (
     CostBreakdown,
     CostExplanation,
     CostPart,
+    CostProjection,
     DeviceCost,
     DeviceUsage,
     EnergySummary,
@@ -255,6 +256,30 @@ def comparison(c: Comparison, *, cost: bool = False) -> list[str]:
     return sentences
 
 
+_PERIOD_END = {
+    "day": "the end of today",
+    "today": "the end of today",
+    "this_week": "the end of the week",
+}
+
+
+def projection(p: CostProjection) -> list[str]:
+    """The cost so far, measured, then the projection, said to be one, with its range and
+    the rate it is taken from."""
+    c, when = p.currency, window_phrase(p.window)
+    end = _PERIOD_END.get(p.window.name, "the end of the month")
+    return [
+        f"Your estimated cost {when} is {money(p.cost_so_far, c)}.",
+        f"At the rate of your last {p.history_days} whole days ({money(p.daily_mean_cost, c)} "
+        f"a day on average), it is projected to reach about {money(p.projected_cost, c)} by "
+        f"{end}, projected between {money(p.projected_low, c)} and "
+        f"{money(p.projected_high, c)} if the rest goes as your recent days did.",
+        "That is a projection, not a measurement: weather and the season can move it beyond "
+        "that range.",
+        as_of(p.fresh_as_of, p.window.timezone),
+    ]
+
+
 MAX_PARTS_NARRATED = 3
 _UNITS_OF_DAYS = {1: "days", 7: "weeks"}
 
@@ -375,8 +400,9 @@ OUT_OF_SCOPE = {
         'yesterday?", or ask what a device used last week.'
     ),
     "projection": (
-        "I can't project a bill or usage ahead yet, and a figure for the days so far would "
-        "answer a different question. Ask me what you have used or spent so far this month."
+        "I can project what your whole house's bill for today, this week or this month is on "
+        "course to be, not usage or one device's cost ahead, and a figure for the days so far "
+        'would answer a different question. Try "what will my bill be this month?".'
     ),
     "advice": (
         "I can't yet say which hours are cheapest from your tariff. I can tell you what a "

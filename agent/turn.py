@@ -80,7 +80,7 @@ from agent.model import (
     TextDelta,
     ToolMessage,
 )
-from agent.verify import Stated, adopt, check, facts, stated
+from agent.verify import Stated, adopt, check, facts, projections, stated
 from agent.windows import follow_up
 from context.builder import HouseholdContext, build_context
 from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
@@ -229,6 +229,7 @@ class Ledger:
     """What this turn computed and said, for verification, the usage and its record."""
 
     known: list[float] = field(default_factory=list)
+    projected: list[float] = field(default_factory=list)  # stated only as projections
     # The numbers of the user's message: a sentence may repeat them only as the user's.
     asked: list[Stated] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
@@ -696,6 +697,7 @@ class Turn:
             result = await call(catalog.TOOLS, name, arguments, ctx, branch)
         if "error" not in result:
             self.ledger.known += facts(result)
+            self.ledger.projected += projections(result)
         return result
 
     async def _narrate(self, p: Prepared, report_only: bool = False) -> AsyncIterator[TurnEvent]:
@@ -842,7 +844,7 @@ class Turn:
         if command_like(body):
             self.ledger.dropped.append(body)
             return
-        verdict = check(body, self.ledger.known, self.ledger.asked, p.names)
+        verdict = check(body, self.ledger.known, self.ledger.asked, p.names, self.ledger.projected)
         if verdict.ok:
             self.ledger.checked += [s.text for s in verdict.checked]
             yield self._say(sentence)

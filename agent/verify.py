@@ -40,6 +40,12 @@ _NOT_FIGURES = re.compile(
     r"|\b(?:19|20)\d{2}\b",
     re.IGNORECASE,
 )
+# A sentence that says its figure is projected, not measured.
+_PROJECTION = re.compile(
+    r"\b(?:project(?:ed|ion|s)?|on (?:course|track)|expect(?:ed|s)?|forecast|likely|"
+    r"would (?:reach|end|be)|could (?:reach|end|be)|by the end of)\b",
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 # Where a clause ends: a user's number is judged by the words of its own clause.
 _CLAUSE_END = re.compile(
@@ -146,23 +152,29 @@ def _found(masked: str) -> list[tuple[Stated, int, int]]:
 
 
 def facts(data: Any) -> list[float]:
-    """Every number in tool results or context facts (nested dicts and lists), booleans
-    aside."""
-    return list(_walk(data))
+    """Every measured number in tool results or context facts (nested dicts and lists),
+    booleans and projected figures (under a key that starts with "projected") aside."""
+    return list(_walk(data, projected=False))
 
 
-def _walk(data: Any) -> Iterator[float]:
+def projections(data: Any) -> list[float]:
+    """The projected figures of tool results: a sentence may state one only as a projection."""
+    return list(_walk(data, projected=True))
+
+
+def _walk(data: Any, *, projected: bool, under: bool = False) -> Iterator[float]:
     if isinstance(data, bool):
         return
     if isinstance(data, int | float):
-        if math.isfinite(data):
+        if math.isfinite(data) and under == projected:
             yield float(data)
     elif isinstance(data, dict):
-        for value in data.values():
-            yield from _walk(value)
+        for key, value in data.items():
+            inner = under or (isinstance(key, str) and key.startswith("projected"))
+            yield from _walk(value, projected=projected, under=inner)
     elif isinstance(data, list | tuple):
         for value in data:
-            yield from _walk(value)
+            yield from _walk(value, projected=projected, under=under)
 
 
 def _scales(unit: str) -> tuple[float, ...]:
@@ -192,10 +204,15 @@ def check(
     known: Iterable[float],
     asked: Sequence[Stated] = (),
     names: Iterable[str] = (),
+    projected: Iterable[float] = (),
 ) -> Verdict:
     """Which figures of the sentence the server computed (`known`), which are the user's
-    numbers (`asked`, from the user's message) repeated as the user's, and which neither."""
+    numbers (`asked`, from the user's message) repeated as the user's, and which neither.
+    A projected figure (`projected`) counts as computed only in a sentence that says it is
+    a projection ("projected", "on course", "expect", ...)."""
     values = list(known)
+    if _PROJECTION.search(sentence):
+        values += projected
     masked = _masked(sentence, names)
     found = _found(masked)
     # A user's quantity (a number with its unit), repeated no more precisely than they typed

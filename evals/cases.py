@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +20,9 @@ from evals.fixtures import DAYS, TARIFF, Fixture
 DATASETS = Path(__file__).parent / "datasets"
 CAP = timedelta(minutes=15)
 Expect = Literal["answer", "proposal", "command", "clarify", "refusal", "smalltalk", "none"]
-FIGURES = ("consumption", "solar", "import", "export", "cost", "device", "device_cost")
+FIGURES = ("consumption", "solar", "import", "export", "cost", "device", "device_cost",
+           "projected_cost", "projected_low", "projected_high")  # fmt: skip
+MONEY = frozenset({"cost", "device_cost", "projected_cost", "projected_low", "projected_high"})
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,46 @@ def own_values(fixture: Fixture, figure: Figure, windows: Iterable[str]) -> list
     return values
 
 
+PROJECTION_HISTORY = 14  # days, as telemetry.projection.HISTORY_DAYS (a test holds them equal)
+
+
+def _projected(fixture: Fixture, figure: Figure) -> float:
+    """projected_cost, projected_low, projected_high of a running window (today, this_week,
+    this_month): reference.projection from the whole days before today the readings cover."""
+    zone = ZoneInfo(fixture.spec.timezone)
+    today = fixture.now.astimezone(zone).date()
+    first_reading = fixture.end - timedelta(days=DAYS)
+    daily = []
+    for k in range(PROJECTION_HISTORY, 0, -1):
+        day = f"days:{-k}:{-k}"
+        if window_bounds(day, fixture.spec.timezone, fixture.now)[0] >= first_reading:
+            got = _figures(fixture, day)
+            daily.append(got.cost - got.fixed_charges)
+    ends = {
+        "today": today + timedelta(days=1),
+        "this_week": today + timedelta(days=7 - today.weekday()),
+        "this_month": (today.replace(day=28) + timedelta(days=4)).replace(day=1),
+    }
+    if figure.window not in ends:
+        raise DatasetError(f"{figure.figure}: window {figure.window!r} is not running")
+    end = datetime(*ends[figure.window].timetuple()[:3], tzinfo=zone).astimezone(UTC)
+    so_far = _figures(fixture, figure.window)
+    start = window_bounds(figure.window, fixture.spec.timezone, fixture.now)[0]
+    days_total = (ends[figure.window] - start.astimezone(zone).date()).days
+    to_come = TARIFF.daily_fixed_charge * (days_total - so_far.local_days)
+    remaining = (end - fixture.now) / timedelta(days=1)
+    value = dict(
+        zip(
+            ("projected_cost", "projected_low", "projected_high"),
+            reference.projection(so_far.cost, daily, remaining, to_come),
+            strict=True,
+        )
+    ).get(figure.figure)
+    if value is None:
+        raise DatasetError(f"no figure {figure.figure!r}")
+    return value
+
+
 def expected(fixture: Fixture, figure: Figure) -> float:
     """The reference value of `figure` in `fixture`'s household, as of its `now`. Two
     window forms state an explanation's figures (reference.explanation):
@@ -264,6 +306,8 @@ def expected(fixture: Fixture, figure: Figure) -> float:
                         "4.30 EUR less"); an energy's baseline scaled to A's local days
                         (a cost's is not: its days are a part of the change)
     """
+    if figure.figure.startswith("projected"):
+        return _projected(fixture, figure)
     kind, _, rest = figure.window.partition(":")
     if kind in ("mean", "change"):
         window, tilde, baselines = rest.partition("~") if kind == "change" else ("", "", rest)

@@ -552,6 +552,50 @@ def explanations(home: Home) -> Flow:
     )
 
 
+def projected(user: str, window: str) -> Json:
+    """A projection of a running window: the cost so far, then what it is projected to
+    reach, with its range."""
+    numbers = [_n("cost", window)] + [
+        _n(f, window) for f in ("projected_cost", "projected_low", "projected_high")
+    ]
+    return _turn(user, "cost", "answer", window=window, numbers=numbers)
+
+
+def projections(home: Home) -> Flow:
+    """Asking ahead: this month's bill, today's, this week's; usage ahead and one device's
+    cost ahead are not projected, and say so."""
+    yield (
+        "projection",
+        [
+            projected("what will my bill be this month?", "this_month"),
+            cost(home, "and what have I spent so far this month?", "this_month"),
+        ],
+    )
+    yield (
+        "projection",
+        [
+            cost(home, "what did electricity cost me today?", "today"),
+            projected("and what will today cost me by the end of the day?", "today"),
+        ],
+    )
+    yield (
+        "projection",
+        [
+            projected("how much will I pay this week?", "this_week"),
+            _turn("thanks", "smalltalk", "smalltalk"),
+        ],
+    )
+    first = home.consumers[0]
+    yield (
+        "projection",
+        [
+            _turn("how much energy will I use this month?", "out_of_scope", "refusal"),
+            _turn(f"what will the {first.lower()} cost this month?", "out_of_scope", "refusal"),
+            projected("ok, what's my projected bill?", "this_month"),
+        ],
+    )
+
+
 def unsupported(home: Home) -> Flow:
     """Questions wattwise computes nothing for: an honest answer and no figure, and the
     conversation goes on from the question before."""
@@ -562,13 +606,6 @@ def unsupported(home: Home) -> Flow:
             device(f"how much did the {first.lower()} use yesterday?", first, "yesterday"),
             _turn("why?", "out_of_scope", "refusal"),  # of a device: no computation
             device("and the day before?", first, "days:-2:-2"),
-        ],
-    )
-    yield (
-        "unsupported",
-        [
-            _turn("what will my bill be this month?", "out_of_scope", "refusal"),
-            cost(home, "ok, what have I spent so far this month?", "this_month"),
         ],
     )
     yield (
@@ -660,6 +697,7 @@ FLOWS = (
     whole_comparisons,
     live_then_usage,
     explanations,
+    projections,
 )
 
 

@@ -29,8 +29,10 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
@@ -47,6 +49,7 @@ __all__ = [
     "explanation",
     "figures",
     "kind_totals",
+    "projection",
     "series",
 ]
 
@@ -470,3 +473,26 @@ def explanation(
     parts["storage"] = price * battery
     parts["unmetered"] = price * rest
     return parts
+
+
+def projection(
+    so_far: float,
+    daily: Sequence[float],
+    remaining_days: float,
+    fixed_to_come: float,
+    coverage: float = 0.8,
+) -> tuple[float, float, float]:
+    """What a running period is on course to cost, low and high: the cost so far, plus the
+    mean import cost of the household's recent whole days (`daily`) for each day still to
+    come (a fraction for the rest of today), plus the fixed charges of the days to come;
+    the range is that -/+ the normal quantile of `coverage` times the days' sample standard
+    deviation times the square root of (the days to come + their square over the days of
+    history): a sum's prediction interval with an estimated mean; never below what is
+    already due."""
+    n = len(daily)
+    mean = sum(daily) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in daily) / (n - 1))
+    z = NormalDist().inv_cdf(0.5 + coverage / 2)
+    expected = so_far + mean * remaining_days + fixed_to_come
+    spread = z * sd * math.sqrt(remaining_days + remaining_days**2 / n)
+    return expected, max(so_far + fixed_to_come, expected - spread), expected + spread

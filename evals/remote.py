@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from agent.events import ActionProposed, CommandIssued, ToolOutput
-from agent.verify import Stated, adopt, facts, same, stated, supported
+from agent.verify import Stated, adopt, facts, projections, same, stated, supported
 from demo.synthetic import generate
 from evals.cases import Case
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
@@ -117,6 +117,7 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
         # as figures the server computed (known), unless the server adopted them for a
         # proposal or a command.
         known: list[float] = []
+        projected: list[float] = []
         asked = stated(t.user)
         vouched: list[Stated] = []
         if r.status_code != 200:
@@ -150,6 +151,7 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
             elif kind == "tool-output-available":
                 outputs.append(ToolOutput(c["toolCallId"], c["output"]))
                 known += facts(c["output"])
+                projected += projections(c["output"])
             elif kind == "data-verification":
                 # The figures the server vouched for, from what it computed (its context
                 # included, which the stream does not show) or as the user's own numbers.
@@ -177,6 +179,7 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
             outputs=outputs,
             known=known,
             asked=asked,
+            projected=projected,
         )
         history.append({"role": "assistant", "content": result.answer or "..."})
         results.append(result)

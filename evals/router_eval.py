@@ -30,7 +30,7 @@ DEFAULT_CASES = Path(__file__).resolve().parent / "router" / "router.jsonl"
 _EXPECT_FIELDS = frozenset(
     {
         "branch", "window", "devices", "ambiguous", "op", "value", "device", "consent",
-        "also_report", "explain",
+        "also_report", "explain", "project",
     }
 )  # fmt: skip
 _WINDOW_FIELDS = frozenset(
@@ -52,6 +52,7 @@ class Outcome:
     consent: str | None = None
     also_report: bool = False
     explain: str | None = None  # asking why: against "previous" or "usual"
+    project: bool = False  # asking ahead: a projection of the running window
 
     @classmethod
     def of(cls, r: Route) -> Outcome:
@@ -67,6 +68,7 @@ class Outcome:
             consent=r.consent,
             also_report=r.also_report,
             explain=r.explain,
+            project=r.project,
         )
 
 
@@ -179,6 +181,7 @@ def _outcome(expect: dict[str, Any]) -> Outcome:
         consent=expect.get("consent"),
         also_report=expect.get("also_report", False),
         explain=expect.get("explain"),
+        project=expect.get("project", False),
     )
 
 

@@ -39,7 +39,16 @@ from agent.events import ActionProposed, CommandIssued, Failed, RouteInfo, Text,
 from agent.turn import Message, Turn
 from agent.verify import Stated, check, sentences, stated
 from demo.seed import roll_up, seed_owned
-from evals.cases import CAP, Case, Figure, day_offsets, expected, own_values, window_bounds
+from evals.cases import (
+    CAP,
+    MONEY,
+    Case,
+    Figure,
+    day_offsets,
+    expected,
+    own_values,
+    window_bounds,
+)
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
 from service.ask import prepare, principal
 from service.deps import Deps, chat_model, quota_service, token_issuer
@@ -174,7 +183,7 @@ class TurnResult:
 def _matches(s: Stated, value: float, figure: Figure, currency: str) -> bool:
     """The stated number is the figure, allowing display rounding, the tolerance and Wh."""
     slack = figure.tolerance + 0.5 * 10.0 ** (-s.decimals)
-    if figure.figure in ("cost", "device_cost"):
+    if figure.figure in MONEY:
         return s.unit in ("", currency.lower()) and abs(s.value - value) <= slack
     if s.unit == "wh":
         return abs(s.value / 1000 - value) <= slack / 1000 + figure.tolerance
@@ -192,6 +201,7 @@ def score_turn(
     outputs: list[ToolOutput],
     known: list[float],
     asked: Sequence[Stated] = (),
+    projected: Sequence[float] = (),
     names: Sequence[str] = (),
 ) -> None:
     t = case.turns[index]
@@ -210,7 +220,7 @@ def score_turn(
     figures = stated(result.answer, names)
     result.numbers_stated = len(figures)
     result.numbers_supported = sum(
-        len(check(s, known, asked, names).checked) for s in sentences(result.answer)
+        len(check(s, known, asked, names, projected).checked) for s in sentences(result.answer)
     )
     if result.numbers_supported < result.numbers_stated:
         fails.append("states a number the server did not compute")
@@ -371,6 +381,7 @@ async def run_case(deps: Deps, homes: Homes, case: Case) -> list[TurnResult]:
             outputs=outputs,
             known=turn.ledger.known,
             asked=turn.ledger.asked,
+            projected=turn.ledger.projected,
             names=names,
         )
         history.append(Message("assistant", result.answer or "..."))

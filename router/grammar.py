@@ -73,6 +73,9 @@ class Grammar:
         self.compare_words = frozenset(lx.compare_words)
         self.usual_words = frozenset(lx.usual_words)
         self.than_words = frozenset(lx.than_words)
+        self.future_words = frozenset(lx.future_words)
+        self.later_words = frozenset(lx.later_words)
+        self.so_far = PhraseSet(lx.so_far)
         self.unsupported = {kind: PhraseSet(p) for kind, p in lx.unsupported.items()}
         self.kind_words = lx.kind_words
         self.common = frozenset(lx.common_words)
@@ -97,6 +100,9 @@ class Grammar:
             *lx.compare_words,
             *lx.usual_words,
             *lx.than_words,
+            *lx.future_words,
+            *lx.later_words,
+            *lx.so_far,
             *(p for phrases in lx.unsupported.values() for p in phrases),
             *lx.clause_words,
             *lx.request_prefixes,

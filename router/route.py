@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import router.explain as explain
 import router.follow as follow
+import router.project as project
 import router.rules as rules
 from router.devices import DeviceRef, household
 from router.follow import Previous
@@ -41,6 +42,7 @@ class Route:
     # Asking why (router.explain): explain windows[0] (or, following, the previous
     # question's window) against the previous period, the usual, or windows[1].
     explain: explain.Baseline | None = None
+    project: bool = False  # asking ahead (router.project): project windows[0] to its end
 
     @property
     def window(self) -> WindowRef | None:
@@ -86,6 +88,9 @@ def route(
             return Route(
                 why.branch, why.rule, windows=why.windows, follows=why.follows, explain=why.baseline
             )
+        ahead = project.project(g, msg, decision)
+        if ahead is not None:
+            return Route("cost", "project.cost", windows=ahead, project=True)
         unsupported = rules.unsupported(g, msg, decision)
         if unsupported is not None:
             return Route(unsupported.branch, unsupported.rule)

@@ -135,7 +135,21 @@ def unsupported(g: Grammar, msg: Message, decision: Decision) -> Decision | None
     for kind, phrases in g.unsupported.items():
         if phrases.found(words, text):
             return Decision("out_of_scope", f"unsupported.{kind}")
+    if asks_ahead(g, msg):
+        return Decision("out_of_scope", "unsupported.projection")
     return None
+
+
+def asks_ahead(g: Grammar, msg: Message) -> bool:
+    """A question about what a period will cost: a projection's phrase ("what will my bill
+    be"), or a word of the future with a money word ("what will today cost me?"); not what
+    it has cost "so far", which is measured."""
+    words, text = msg.words(), msg.text()
+    if g.so_far.found(words, text):
+        return False
+    if g.unsupported["projection"].found(words, text):
+        return True
+    return not g.future_words.isdisjoint(words) and g.cost.found(words, text)
 
 
 def _asks_state(g: Grammar, msg: Message, c: Clause) -> bool:

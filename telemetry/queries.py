@@ -224,6 +224,34 @@ def _import_cost(
     return cost
 
 
+async def daily_import_costs(
+    conn: Conn,
+    household: Household,
+    days: list[Window],
+    *,
+    now: datetime,
+    cap: timedelta,
+) -> list[float]:
+    """The import cost of each of `days` (whole local days, in order, one after another):
+    the house's grid import priced by the quarter hour, read in one query."""
+    grids = [d.id for d in await list_devices(conn, household.id) if d.kind == "grid"]
+    if not days or not grids:
+        return [0.0 for _ in days]
+    series = await bucket_energy(
+        conn, grids, start=days[0].start, end=days[-1].end, now=now, cap=cap
+    )
+    starts = [d.start for d in days]
+    by_day: list[list[BucketEnergy]] = [[] for _ in days]
+    for g in grids:
+        for b in series[g]:
+            # A quarter hour lies in one local day: days start on local quarter hours.
+            by_day[max(0, bisect.bisect_right(starts, b.bucket) - 1)].append(b)
+    return [
+        _import_cost(household, buckets, sum(b.wh_pos for b in buckets) / 1000)
+        for buckets in by_day
+    ]
+
+
 @dataclass(frozen=True)
 class DeviceCost:
     """One device's energy in a window priced at the household's import price of each

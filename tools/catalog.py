@@ -4,18 +4,18 @@ context, and returns a bounded, typed result that carries fresh_as_of."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from telemetry import explain, queries, windows
+from telemetry import explain, projection, queries, windows
 from telemetry import live as live_power
 from telemetry.households import Device
 from telemetry.kinds import DeviceKind
 from tools.base import Args, Branch, Result, Tool, ToolContext, ToolDefinition, ToolFailure
-from tools.windows import WindowArg, earlier, resolve
+from tools.windows import WindowArg, earlier, period_end, resolve
 
 MAX_TOP = 20
 USUAL_PERIODS = 3  # "than usual": the mean of this many periods before, those with readings
@@ -113,6 +113,10 @@ class ExplainArgs(Args):
     baseline: WindowArg | None = Field(
         description='Compare with this window instead ("than last month"); else null.'
     )
+
+
+class ProjectArgs(Args):
+    window: WindowArg = Field(description="A period still running: today, this_week or this_month.")
 
 
 class NoArgs(Args):
@@ -216,6 +220,26 @@ class CostExplanation(Result):
     consumption_change_pct: float | None
     parts: list[CostPart]  # days, fixed charges, price, solar, storage, unmetered, then
     # the consuming devices, largest part first
+
+
+class CostProjection(Result):
+    """What the running window is on course to cost by its end: a projection, not a
+    measurement (telemetry.projection says how). Only the projected_* figures are
+    projected; the rest are measured."""
+
+    window: WindowOut  # so far
+    period_end: datetime
+    currency: str
+    cost_so_far: float
+    remaining_days: float
+    history_days: int  # the whole local days before today the rate is taken from
+    daily_mean_cost: float
+    daily_sd_cost: float
+    fixed_charges_to_come: float
+    coverage: float  # nominal, of the range (the backtest measures less: telemetry.projection)
+    projected_cost: float
+    projected_low: float
+    projected_high: float
 
 
 class CostBreakdown(Result):
@@ -473,12 +497,10 @@ async def explain_cost(ctx: ToolContext, args: ExplainArgs) -> CostExplanation:
     oldest = await queries.first_reading(ctx.conn, list(ctx.devices))
     covered = [w for w in wanted if oldest is not None and oldest <= w.start]
     if not covered:
-        local = oldest.astimezone(ZoneInfo(ctx.household.timezone)) if oldest else None
-        since = f"the readings begin on {local:%a %-d %b %Y}" if local else "there are no readings"
         raise ToolFailure(
             "no_history",
-            f"{since}, after the period to compare with began, so there is nothing to explain "
-            "it against yet.",
+            f"{_since(oldest, ctx.household.timezone)}, after the period to compare with "
+            "began, so there is nothing to explain it against yet.",
             "baseline" if args.baseline is not None else "against",
         )
     reports = [await _report(ctx, w) for w in (window, *covered)]
@@ -510,6 +532,69 @@ async def explain_cost(ctx: ToolContext, args: ExplainArgs) -> CostExplanation:
         if why.baseline_consumption_kwh
         else None,
         parts=[CostPart(kind=p.kind, cost=p.cost, kwh=p.kwh, device=p.device) for p in why.parts],
+    )
+
+
+def _since(oldest: datetime | None, timezone: str) -> str:
+    if oldest is None:
+        return "there are no readings"
+    return f"the readings begin on {oldest.astimezone(ZoneInfo(timezone)):%a %-d %b %Y}"
+
+
+async def project_cost(ctx: ToolContext, args: ProjectArgs) -> CostProjection:
+    window = _window(ctx, args.window, "window")
+    tz = ZoneInfo(ctx.household.timezone)
+    today = ctx.now.astimezone(tz).date()
+    until = period_end(args.window.name, today)
+    if until is None or window.end < ctx.now:
+        raise ToolFailure(
+            "not_running",
+            "Only a period still running (today, this_week, this_month) has a projection; "
+            "ask what a past one cost.",
+            "window",
+        )
+    end = windows.local_day_start(until, tz)
+    oldest = await queries.first_reading(ctx.conn, list(ctx.devices))
+    history = [
+        windows.Window(
+            "day",
+            windows.local_day_start(today - timedelta(days=k), tz),
+            windows.local_day_start(today - timedelta(days=k - 1), tz),
+            ctx.household.timezone,
+        )
+        for k in range(projection.HISTORY_DAYS, 0, -1)
+    ]
+    covered = [d for d in history if oldest is not None and oldest <= d.start]
+    if len(covered) < projection.MIN_HISTORY_DAYS:
+        raise ToolFailure(
+            "no_history",
+            f"a projection needs {projection.MIN_HISTORY_DAYS} whole days of readings before "
+            f"today, and {_since(oldest, ctx.household.timezone)}.",
+            "window",
+        )
+    report = await _report(ctx, window)
+    daily = await queries.daily_import_costs(
+        ctx.conn, ctx.household, covered, now=ctx.now, cap=ctx.cap
+    )
+    whole = windows.Window(window.name, window.start, end, window.timezone)
+    tariff = ctx.household.tariff
+    to_come = tariff.daily_fixed_charge * (len(whole.local_days()) - report.cost.local_days)
+    p = projection.project(report.cost.total, daily, (end - ctx.now) / timedelta(days=1), to_come)
+    return CostProjection(
+        fresh_as_of=report.fresh_as_of,
+        window=_window_out(report.window),
+        period_end=end,
+        currency=tariff.currency,
+        cost_so_far=p.so_far,
+        remaining_days=p.remaining_days,
+        history_days=p.history_days,
+        daily_mean_cost=p.daily_mean,
+        daily_sd_cost=p.daily_sd,
+        fixed_charges_to_come=p.fixed_remaining,
+        coverage=projection.COVERAGE,
+        projected_cost=p.expected,
+        projected_low=p.low,
+        projected_high=p.high,
     )
 
 
@@ -725,6 +810,16 @@ TOOLS: dict[str, Tool[Any, Any]] = {
             CostExplanation,
             explain_cost,
             "energy",
+            "cost",
+        ),
+        _tool(
+            "project_cost",
+            "What a period still running (today, this week, this month) is on course to cost "
+            "by its end, with an 80% range, from the household's last 14 whole days: a "
+            "projection, to be stated as one.",
+            ProjectArgs,
+            CostProjection,
+            project_cost,
             "cost",
         ),
         _tool(

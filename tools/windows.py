@@ -136,3 +136,15 @@ def _months_after(first: date, months: int) -> date:
     """The first of the month `months` calendar months after `first`'s (before, if < 0)."""
     year, month = divmod(first.year * 12 + first.month - 1 + months, 12)
     return date(year, month + 1, 1)
+
+
+def period_end(name: WindowName, today: date) -> date | None:
+    """The local date a running period ends before (today: tomorrow; this week: next
+    Monday; this month: the first of the next), or None for a period that is not running."""
+    if name == "today":
+        return today + timedelta(days=1)
+    if name == "this_week":
+        return today + timedelta(days=7 - today.weekday())
+    if name == "this_month":
+        return _months_after(today.replace(day=1), 1)
+    return None

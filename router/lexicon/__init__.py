@@ -115,6 +115,13 @@ class Lexicon:
     # before) rather than the previous period, and the word before a baseline window.
     usual_words: tuple[str, ...]
     than_words: tuple[str, ...]
+    # With a money word, a question about the cost ahead ("what will today cost me?"): a
+    # projection (router.project), or unsupported.projection.
+    future_words: tuple[str, ...]
+    # A period after the running one ("next month", "tomorrow"): never projected.
+    later_words: tuple[str, ...]
+    # What a period has cost up to now ("how much will today cost me so far"): measured.
+    so_far: tuple[str, ...]
     # Questions wattwise has no computation for yet, by rule suffix (rule unsupported.<kind>):
     # answered with what it can do instead, never with a nearby figure.
     unsupported: Mapping[str, tuple[str, ...]]

@@ -689,6 +689,9 @@ LEXICON = Lexicon(
     compare_words=("compare", "compared", "comparison", "versus", "vs", "against"),
     usual_words=("usual", "usually", "normal", "normally", "average", "typical", "typically"),
     than_words=("than",),
+    future_words=("will", "gonna"),
+    later_words=("next", "tomorrow", "coming"),
+    so_far=("so far", "until now", "up to now", "to date", "up till now"),
     unsupported={
         # Asking why: router.explain sends what it can to the explanation; the rest (a
         # device, an event) is told what wattwise can say instead.
@@ -709,6 +712,9 @@ LEXICON = Lexicon(
             "will i use",
             "going to be",
             "going to cost",
+            "will cost",
+            "will it cost",
+            "will that cost",
             "projected",
             "projection",
             "forecast",

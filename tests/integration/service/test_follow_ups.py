@@ -142,7 +142,7 @@ async def test_questions_without_a_computation_get_an_honest_answer_and_no_figur
 ) -> None:
     for text in (
         "why did the heat pump switch on?",
-        "what will my bill be this month?",
+        "how much energy will I use this month?",
         "when is the cheapest time to run the dishwasher?",
     ):
         chunks = await chat.say(text, keep=False)
@@ -185,6 +185,21 @@ async def test_a_why_with_no_earlier_readings_says_so_and_states_no_figure(chat:
     assert text.startswith("I can't explain that yet: the readings begin on ")
     assert "EUR" not in text
     assert "kWh" not in text
+
+
+async def test_a_bill_ahead_is_a_projection_and_says_so(chat: Chat) -> None:
+    chunks = await chat.say("what will my bill be this month?")
+    route = _part(chunks, "route")
+    assert (route["branch"], route["rule"]) == ("cost", "project.cost")
+    [(tool, args)] = _inputs(chunks)
+    assert (tool, args["window"]["name"]) == ("project_cost", "this_month")
+    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    text = said(chunks)
+    assert f"projected to reach about {output['projected_cost']:.2f} EUR" in text
+    assert f"{output['projected_low']:.2f} EUR and {output['projected_high']:.2f} EUR" in text
+    assert "by the end of the month" in text
+    today = await chat.say("what will today cost me?")
+    assert "by the end of today" in said(today)
 
 
 async def test_which_one_is_answered_by_the_next_message(chat: Chat, pool: asyncpg.Pool) -> None:

@@ -25,7 +25,7 @@ from tools.catalog import TOOLS, for_branch
 from tools.windows import WindowArg, resolve
 
 CAP = timedelta(minutes=15)
-DAYS = 3.0
+DAYS = 4.0  # of readings: 3 whole days before today, as a projection needs
 TARIFF = Tariff(currency="EUR", import_price_per_kwh=0.3, export_price_per_kwh=0.08)
 ZONE = "Australia/Lord_Howe"
 
@@ -366,6 +366,58 @@ async def test_an_explanation_needs_readings_from_before_its_baseline(home: Home
     )
     assert got["error"]["code"] == "no_history"
     assert "readings begin on" in got["error"]["message"]
+
+
+@pytest.mark.parametrize("tariff", [FIXED, TIME_OF_USE_FIXED], ids=["flat", "time-of-use"])
+async def test_a_projection_is_the_references_from_the_whole_days_before_today(
+    home: Home, tariff: Tariff
+) -> None:
+    household = dataclasses.replace(home.ctx.household, tariff=tariff)
+    home.ctx = dataclasses.replace(home.ctx, household=household)
+    tz, now = ZoneInfo(ZONE), home.ctx.now
+    today = now.astimezone(tz).date()
+    first_reading = min(r.ts for r in home.readings)
+
+    def midnight(d: date) -> datetime:
+        return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC)
+
+    daily = []
+    for k in range(14, 0, -1):
+        start, end = midnight(today - timedelta(days=k)), midnight(today - timedelta(days=k - 1))
+        if start >= first_reading:
+            got = _figures(home, start, end, tariff)
+            daily.append(got.cost - got.fixed_charges)
+    assert len(daily) >= 3
+    month_end = (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+    ends = {
+        "today": today + timedelta(days=1),
+        "this_week": today + timedelta(days=7 - today.weekday()),
+        "this_month": month_end,
+    }
+    for name, until in ends.items():
+        got = await _call(home, "project_cost", {"window": _w(name)}, "cost")
+        assert "error" not in got, got
+        bounds = resolve(WindowArg.model_validate(_w(name)), timezone=ZONE, now=now)
+        so_far = _figures(home, bounds.start, bounds.end, tariff)
+        days = (until - bounds.start.astimezone(tz).date()).days
+        want = reference.projection(
+            so_far.cost,
+            daily,
+            (midnight(until) - now) / timedelta(days=1),
+            tariff.daily_fixed_charge * (days - so_far.local_days),
+        )
+        assert got["history_days"] == len(daily)
+        assert _close(got["cost_so_far"], so_far.cost), name
+        assert datetime.fromisoformat(got["period_end"]) == midnight(until)
+        for key, value in zip(
+            ("projected_cost", "projected_low", "projected_high"), want, strict=True
+        ):
+            assert abs(got[key] - value) <= 1e-9, (name, key, got[key], value)
+        assert got["projected_low"] <= got["projected_cost"] <= got["projected_high"]
+        assert got["projected_low"] >= got["cost_so_far"]
+    for window in (YESTERDAY, _w("last_week")):  # over: nothing to project
+        ended = await _call(home, "project_cost", {"window": window}, "cost")
+        assert ended["error"]["code"] == "not_running"
 
 
 async def test_no_tool_reaches_another_household(home: Home) -> None:

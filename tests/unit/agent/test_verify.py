@@ -142,3 +142,36 @@ def test_a_computed_figure_stated_more_precisely_than_the_users_number_is_the_se
     assert verdict.ok
     assert [f.text for f in verdict.checked] == ["5.00 kWh"]
     assert verdict.quoted == ()
+
+
+PROJECTION_RESULT = {
+    "cost_so_far": 20.09,
+    "daily_mean_cost": 2.21,
+    "projected_cost": 25.79,
+    "projected_low": 25.46,
+    "projected_high": 26.13,
+}
+
+
+def test_a_projected_figure_is_kept_apart_from_the_measured_ones() -> None:
+    assert sorted(verify.facts(PROJECTION_RESULT)) == [2.21, 20.09]
+    assert sorted(verify.projections(PROJECTION_RESULT)) == [25.46, 25.79, 26.13]
+    nested = {"a": [{"projected": {"x": 1.5}}, 2.0]}
+    assert (verify.facts(nested), verify.projections(nested)) == ([2.0], [1.5])
+
+
+@pytest.mark.parametrize(
+    ("sentence", "ok"),
+    [
+        ("It is projected to reach about 25.79 EUR by the end of the month.", True),
+        ("You are on course for 25.79 EUR, between 25.46 EUR and 26.13 EUR.", True),
+        ("Expect about 25.79 EUR this month.", True),
+        ("Your bill this month is 25.79 EUR.", False),  # a projection stated as a measurement
+        ("You have spent 26.13 EUR.", False),
+        ("You have spent 20.09 EUR so far.", True),  # measured: no projection word needed
+    ],
+)
+def test_a_projected_figure_passes_only_as_a_projection(sentence: str, ok: bool) -> None:
+    known = verify.facts(PROJECTION_RESULT)
+    projected = verify.projections(PROJECTION_RESULT)
+    assert verify.check(sentence, known, projected=projected).ok is ok
