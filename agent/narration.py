@@ -39,6 +39,9 @@ def calls(
     is about that device's cost)."""
     if report_only or route.branch == "action":
         return [("energy_summary", catalog.WindowOnly(window=window))]
+    if route.advise:  # the tariff's cheapest hours, and a run of the device named
+        name = route.devices[0] if route.devices else None
+        return [("tariff_advice", catalog.AdviceArgs(device_name=name))]
     if route.project:  # what the running window is on course to cost
         return [("project_cost", catalog.ProjectArgs(window=window))]
     if route.explain is not None:  # against the previous period, the usual, or `compared`
@@ -68,11 +71,12 @@ def calls(
 
 def branch(tool: str) -> Branch:
     """The branch whose tools the narrator's call of `tool` runs under."""
-    return (
-        "cost"
-        if tool in ("cost_breakdown", "device_cost", "explain_cost", "project_cost")
-        else "energy"
-    )
+    return "cost" if tool in _COST_TOOLS else "energy"
+
+
+_COST_TOOLS = frozenset(
+    {"cost_breakdown", "device_cost", "explain_cost", "project_cost", "tariff_advice"}
+)
 
 
 def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) -> list[str]:
@@ -92,6 +96,8 @@ def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) ->
         return narrator.device_cost(typed)
     if isinstance(typed, catalog.DeviceUsage):
         return narrator.device(typed)
+    if isinstance(typed, catalog.TariffAdvice):
+        return narrator.advice(typed, timezone)
     if isinstance(typed, catalog.CostProjection):
         return narrator.projection(typed)
     if isinstance(typed, catalog.CostExplanation):

@@ -20,7 +20,9 @@ from tools.catalog import (
     DeviceUsage,
     EnergySummary,
     LiveStatus,
+    PriceSpan,
     Proposal,
+    TariffAdvice,
     WindowOut,
 )
 
@@ -256,6 +258,56 @@ def comparison(c: Comparison, *, cost: bool = False) -> list[str]:
     return sentences
 
 
+def _days(days: list[str]) -> str:
+    names = [d.capitalize() for d in days]
+    if len(names) == 7:
+        return "every day"
+    return "on " + (", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0])
+
+
+def _span(s: PriceSpan) -> str:
+    return f"{s.start} to {s.end} {_days(s.days)}"
+
+
+def advice(a: TariffAdvice, timezone: str) -> list[str]:
+    """The tariff's cheapest hours (or that every hour costs the same), and a typical run of
+    the device asked about, priced then and at the dearest hours."""
+    c = a.currency
+    if a.flat:
+        sentences = [
+            f"Your tariff charges the same {money(a.cheapest_price_per_kwh, c)} per kWh at "
+            "every hour, so it costs the same whenever you run it."
+        ]
+    else:
+        spans = [_span(s) for s in a.cheapest[:4]]
+        listed = ", ".join(spans[:-1]) + f" and {spans[-1]}" if len(spans) > 1 else spans[0]
+        sentences = [
+            f"The cheapest hours on your tariff are {listed}, at "
+            f"{money(a.cheapest_price_per_kwh, c)} per kWh; the dearest cost "
+            f"{money(a.dearest_price_per_kwh, c)}."
+        ]
+    if a.device is not None:
+        name, seen = f'"{a.device}"', f"in the {a.history_days} days before today"
+        if a.typical_run_kwh is None or a.run_cost_cheapest is None:
+            sentences.append(
+                f"{name} has had no run I can see {seen}, so I can't say what one uses."
+            )
+        elif a.flat:
+            sentences.append(
+                f"A typical run of {name} uses {kwh(a.typical_run_kwh)} (the median of its "
+                f"{a.runs_seen} runs {seen}): {money(a.run_cost_cheapest, c)} at that price."
+            )
+        else:
+            dearest = money(a.run_cost_dearest or 0.0, c)
+            sentences.append(
+                f"A typical run of {name} uses {kwh(a.typical_run_kwh)} (the median of its "
+                f"{a.runs_seen} runs {seen}): {money(a.run_cost_cheapest, c)} in the cheapest "
+                f"hours and {dearest} in the dearest."
+            )
+        sentences.append(as_of(a.fresh_as_of, timezone))
+    return sentences
+
+
 _PERIOD_END = {
     "day": "the end of today",
     "today": "the end of today",
@@ -403,10 +455,6 @@ OUT_OF_SCOPE = {
         "I can project what your whole house's bill for today, this week or this month is on "
         "course to be, not usage or one device's cost ahead, and a figure for the days so far "
         'would answer a different question. Try "what will my bill be this month?".'
-    ),
-    "advice": (
-        "I can't yet say which hours are cheapest from your tariff. I can tell you what a "
-        "device used and what your energy cost over a day or a week."
     ),
 }
 

@@ -8,6 +8,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from agent.model import AssistantMessage, ModelMessage, SystemMessage, UserMessage
+from router import Route
 from telemetry.windows import Window
 
 SYSTEM_PROMPT = """You are wattwise, a home-energy assistant for one household.
@@ -38,17 +39,24 @@ def prompt(
     *,
     style: Literal["chat", "voice"],
     window: Window | None,
-    why: Literal["previous", "usual"] | None = None,
+    route: Route | None = None,
 ) -> tuple[ModelMessage, ...]:
     """The first round's messages: the system prompt, the household context, and the
-    conversation so far (ending with the user's message). `why`: the question asks why,
-    against the previous period or the usual (the router's Route.explain)."""
+    conversation so far (ending with the user's message). `route`: what the router read the
+    question as, where that needs a tool of its own (a why, a projection, advice)."""
     system = SYSTEM_PROMPT if style == "chat" else f"{SYSTEM_PROMPT}\n{VOICE_PROMPT}"
-    if why is not None:
+    if route is not None and route.explain is not None:
         system += (
-            f"\nThe person asks why: call explain_cost (against {why!r}, unless they named "
-            "the period to compare with) and state only the parts it returns."
+            f"\nThe person asks why: call explain_cost (against {route.explain!r}, unless "
+            "they named the period to compare with) and state only the parts it returns."
         )
+    elif route is not None and route.project:
+        system += (
+            "\nThe person asks what the period will cost: call project_cost and say that its "
+            "projected figures are a projection, not a measurement."
+        )
+    elif route is not None and route.advise:
+        system += "\nThe person asks when energy is cheapest: call tariff_advice."
     if window is not None:
         zone = ZoneInfo(window.timezone)
         system += (

@@ -374,7 +374,7 @@ class Turn:
         history = [(m.role, m.content) for m in self.messages]
         bounds = found.period.bounds if found.period else None
         prompt = prompts.prompt(
-            history, context.text, style=self.style, window=bounds, why=found.route.explain
+            history, context.text, style=self.style, window=bounds, route=found.route
         )
         tools = catalog.definitions(branch)
         try:

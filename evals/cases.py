@@ -5,6 +5,7 @@ integrator (evals.reference) from the fixtures' synthetic readings."""
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +22,7 @@ DATASETS = Path(__file__).parent / "datasets"
 CAP = timedelta(minutes=15)
 Expect = Literal["answer", "proposal", "command", "clarify", "refusal", "smalltalk", "none"]
 FIGURES = ("consumption", "solar", "import", "export", "cost", "device", "device_cost",
-           "projected_cost", "projected_low", "projected_high")  # fmt: skip
+           "projected_cost", "projected_low", "projected_high", "typical_run")  # fmt: skip
 MONEY = frozenset({"cost", "device_cost", "projected_cost", "projected_low", "projected_high"})
 
 
@@ -297,6 +298,32 @@ def _projected(fixture: Fixture, figure: Figure) -> float:
     return value
 
 
+def _typical_run(fixture: Fixture, figure: Figure) -> float:
+    """The median run (reference.runs) of `figure.device` over its window's quarter hours."""
+    keys = {d.name.casefold(): d for d in fixture.spec.devices}
+    dev = keys.get((figure.device or "").casefold())
+    if dev is None:
+        raise DatasetError(f"no device {figure.device!r} in {fixture.spec.key}")
+    start, end = (
+        b.astimezone(UTC) for b in window_bounds(figure.window, fixture.spec.timezone, fixture.now)
+    )  # quarter hours are counted in UTC: local wall time repeats and skips
+    edges = [
+        start + timedelta(minutes=15 * k)
+        for k in range(int((end - start) / timedelta(minutes=15)) + 1)
+    ]
+    buckets = reference.series(
+        [reference.Dev(dev.key, dev.kind)],
+        _readings(fixture),
+        edges=edges,
+        now=fixture.now,
+        cap=CAP,
+    )
+    found = reference.runs([b[dev.key][0] for b in buckets])
+    if not found:
+        raise DatasetError(f"{figure.device!r} has no run in {figure.window}")
+    return statistics.median(found)
+
+
 def expected(fixture: Fixture, figure: Figure) -> float:
     """The reference value of `figure` in `fixture`'s household, as of its `now`. Two
     window forms state an explanation's figures (reference.explanation):
@@ -308,6 +335,8 @@ def expected(fixture: Fixture, figure: Figure) -> float:
     """
     if figure.figure.startswith("projected"):
         return _projected(fixture, figure)
+    if figure.figure == "typical_run":
+        return _typical_run(fixture, figure)
     kind, _, rest = figure.window.partition(":")
     if kind in ("mean", "change"):
         window, tilde, baselines = rest.partition("~") if kind == "change" else ("", "", rest)

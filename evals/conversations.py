@@ -596,6 +596,31 @@ def projections(home: Home) -> Flow:
     )
 
 
+def advice(home: Home) -> Flow:
+    """When energy is cheapest: the fixtures' flat tariff costs the same at every hour; a
+    typical run of the device asked about (the median of the 14 days before today)."""
+    for said, name in home.switchable:
+        yield (
+            "advice",
+            [
+                _turn(
+                    f"when is the cheapest time to run the {said}?",
+                    "cost",
+                    "answer",
+                    numbers=[{**_n("typical_run", "days:-14:-1", name)}],
+                ),
+                device(f"how much did the {said} use yesterday?", name, "yesterday"),
+            ],
+        )
+    yield (
+        "advice",
+        [
+            _turn("is the off-peak rate cheaper?", "cost", "answer"),
+            _turn("thanks", "smalltalk", "smalltalk"),
+        ],
+    )
+
+
 def unsupported(home: Home) -> Flow:
     """Questions wattwise computes nothing for: an honest answer and no figure, and the
     conversation goes on from the question before."""
@@ -613,14 +638,6 @@ def unsupported(home: Home) -> Flow:
         [
             energy(home, "how much energy did I use today?", "today"),
             _turn(f"why did the {first.lower()} switch on?", "out_of_scope", "refusal"),
-        ],
-    )
-    named = home.switchable[0][0]
-    yield (
-        "unsupported",
-        [
-            _turn(f"when is the cheapest time to run the {named}?", "out_of_scope", "refusal"),
-            device(f"how much did the {named} use yesterday?", home.switchable[0][1], "yesterday"),
         ],
     )
 
@@ -698,6 +715,7 @@ FLOWS = (
     live_then_usage,
     explanations,
     projections,
+    advice,
 )
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "figures",
     "kind_totals",
     "projection",
+    "runs",
     "series",
 ]
 
@@ -496,3 +497,20 @@ def projection(
     expected = so_far + mean * remaining_days + fixed_to_come
     spread = z * sd * math.sqrt(remaining_days + remaining_days**2 / n)
     return expected, max(so_far + fixed_to_come, expected - spread), expected + spread
+
+
+def runs(quarter_hours_wh: Sequence[float], *, run_wh: float = 25.0) -> list[float]:
+    """The energy (kWh) of each run in a device's consecutive local quarter hours (Wh of
+    each, in order, none left out): a run is a stretch of quarter hours of at least `run_wh`
+    each."""
+    out: list[float] = []
+    current = 0.0
+    for wh in quarter_hours_wh:
+        if wh >= run_wh:
+            current += wh
+        elif current:
+            out.append(current / 1000.0)
+            current = 0.0
+    if current:
+        out.append(current / 1000.0)
+    return out

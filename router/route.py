@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import router.advice as advice
 import router.explain as explain
 import router.follow as follow
 import router.project as project
@@ -43,6 +44,7 @@ class Route:
     # question's window) against the previous period, the usual, or windows[1].
     explain: explain.Baseline | None = None
     project: bool = False  # asking ahead (router.project): project windows[0] to its end
+    advise: bool = False  # when is it cheapest (router.advice): the tariff, and devices[0]
 
     @property
     def window(self) -> WindowRef | None:
@@ -87,6 +89,12 @@ def route(
         if why is not None:
             return Route(
                 why.branch, why.rule, windows=why.windows, follows=why.follows, explain=why.baseline
+            )
+        if advice.advise(g, msg, decision):
+            named = tuple(dict.fromkeys(n for m in msg.mentions for n in m.devices))
+            unclear = {n for m in msg.mentions for n in m.candidates} - set(named)
+            return Route(
+                "cost", "advice.cost", devices=named, ambiguous=tuple(sorted(unclear)), advise=True
             )
         ahead = project.project(g, msg, decision)
         if ahead is not None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from telemetry.advice import runs
 from telemetry.energy import BucketEnergy, DeviceEnergy, bucket_energy, device_energy
 from telemetry.households import Device, Household, list_devices
 from telemetry.tariff import Weekday
@@ -250,6 +251,16 @@ async def daily_import_costs(
         _import_cost(household, buckets, sum(b.wh_pos for b in buckets) / 1000)
         for buckets in by_day
     ]
+
+
+async def device_runs(
+    conn: Conn, device: Device, window: Window, *, now: datetime, cap: timedelta
+) -> list[float]:
+    """The energy (kWh) of each run of the device in the window (telemetry.advice.runs)."""
+    series = await bucket_energy(
+        conn, [device.id], start=window.start, end=window.end, now=now, cap=cap
+    )
+    return runs(series[device.id])
 
 
 @dataclass(frozen=True)

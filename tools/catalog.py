@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from telemetry import explain, projection, queries, windows
+from telemetry import advice, explain, projection, queries, windows
 from telemetry import live as live_power
 from telemetry.households import Device
 from telemetry.kinds import DeviceKind
@@ -117,6 +117,12 @@ class ExplainArgs(Args):
 
 class ProjectArgs(Args):
     window: WindowArg = Field(description="A period still running: today, this_week or this_month.")
+
+
+class AdviceArgs(Args):
+    device_name: str | None = Field(
+        max_length=80, description="The device the person wants to run, or null."
+    )
 
 
 class NoArgs(Args):
@@ -240,6 +246,30 @@ class CostProjection(Result):
     projected_cost: float
     projected_low: float
     projected_high: float
+
+
+class PriceSpan(_Frozen):
+    days: list[str]
+    start: str  # HH:MM local
+    end: str  # HH:MM local, 24:00 for the end of the day
+    price_per_kwh: float
+
+
+class TariffAdvice(Result):
+    """When import is cheapest on the household's tariff (its time-of-use periods), and what
+    a typical run of the device uses and costs then and at the dearest hours."""
+
+    currency: str
+    flat: bool  # the same price at every hour
+    cheapest_price_per_kwh: float
+    dearest_price_per_kwh: float
+    cheapest: list[PriceSpan]  # empty for a flat tariff
+    device: str | None
+    history_days: int  # the whole days before today its runs are read from
+    runs_seen: int
+    typical_run_kwh: float | None  # the median run
+    run_cost_cheapest: float | None
+    run_cost_dearest: float | None
 
 
 class CostBreakdown(Result):
@@ -598,6 +628,51 @@ async def project_cost(ctx: ToolContext, args: ProjectArgs) -> CostProjection:
     )
 
 
+ADVICE_DAYS = 14
+
+
+async def tariff_advice(ctx: ToolContext, args: AdviceArgs) -> TariffAdvice:
+    tariff = ctx.household.tariff
+    low, high = advice.price_range(tariff)
+    device = device_named(ctx, args.device_name) if args.device_name is not None else None
+    found: list[float] = []
+    fresh = None
+    if device is not None:
+        if device.kind not in queries.CONSUMING:
+            raise ToolFailure(
+                "not_a_consumer", f"{device.name!r} is a {device.kind} device: it uses none.",
+                "device_name",
+            )  # fmt: skip
+        tz = ZoneInfo(ctx.household.timezone)
+        today = ctx.now.astimezone(tz).date()
+        window = windows.Window(
+            "days",
+            windows.local_day_start(today - timedelta(days=ADVICE_DAYS), tz),
+            windows.local_day_start(today, tz),
+            ctx.household.timezone,
+        )
+        found = await queries.device_runs(ctx.conn, device, window, now=ctx.now, cap=ctx.cap)
+        fresh = await queries.fresh_as_of(ctx.conn, [device], window)
+    typical = advice.typical_run(found)
+    return TariffAdvice(
+        fresh_as_of=fresh,
+        currency=tariff.currency,
+        flat=low == high,
+        cheapest_price_per_kwh=low,
+        dearest_price_per_kwh=high,
+        cheapest=[
+            PriceSpan(days=list(s.days), start=s.start, end=s.end, price_per_kwh=s.price)
+            for s in advice.cheapest(tariff)
+        ],
+        device=device.name if device is not None else None,
+        history_days=ADVICE_DAYS,
+        runs_seen=len(found),
+        typical_run_kwh=typical,
+        run_cost_cheapest=typical * low if typical is not None else None,
+        run_cost_dearest=typical * high if typical is not None else None,
+    )
+
+
 async def cost_breakdown(ctx: ToolContext, args: WindowOnly) -> CostBreakdown:
     report = await _report(ctx, _window(ctx, args.window, "window"))
     c, tariff = report.cost, ctx.household.tariff
@@ -820,6 +895,16 @@ TOOLS: dict[str, Tool[Any, Any]] = {
             ProjectArgs,
             CostProjection,
             project_cost,
+            "cost",
+        ),
+        _tool(
+            "tariff_advice",
+            "When import is cheapest on the household's tariff (or that a flat tariff costs "
+            "the same at every hour), and a device's typical run: its energy and its cost at "
+            "the cheapest and the dearest hours.",
+            AdviceArgs,
+            TariffAdvice,
+            tariff_advice,
             "cost",
         ),
         _tool(

@@ -726,6 +726,7 @@ LEXICON = Lexicon(
             "on track",
             "on course",
         ),
+        # When energy is cheapest: router.advice answers from the tariff.
         "advice": (
             "cheapest time",
             "best time",

@@ -143,7 +143,7 @@ async def test_questions_without_a_computation_get_an_honest_answer_and_no_figur
     for text in (
         "why did the heat pump switch on?",
         "how much energy will I use this month?",
-        "when is the cheapest time to run the dishwasher?",
+        "what will the heat pump cost this month?",
     ):
         chunks = await chat.say(text, keep=False)
         assert _part(chunks, "route")["branch"] == "out_of_scope", text
@@ -200,6 +200,20 @@ async def test_a_bill_ahead_is_a_projection_and_says_so(chat: Chat) -> None:
     assert "by the end of the month" in text
     today = await chat.say("what will today cost me?")
     assert "by the end of today" in said(today)
+
+
+async def test_when_to_run_a_device_comes_from_the_tariff(chat: Chat) -> None:
+    chunks = await chat.say("when is the cheapest time to run the dishwasher?")
+    route = _part(chunks, "route")
+    assert (route["branch"], route["rule"]) == ("cost", "advice.cost")
+    [(tool, args)] = _inputs(chunks)
+    assert (tool, args["device_name"]) == ("tariff_advice", "Dishwasher")
+    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    text = said(chunks)
+    assert output["flat"] is True  # the seeded home's tariff
+    assert "costs the same whenever you run it" in text
+    assert output["runs_seen"] > 0
+    assert f"{output['typical_run_kwh']:.2f} kWh" in text
 
 
 async def test_which_one_is_answered_by_the_next_message(chat: Chat, pool: asyncpg.Pool) -> None:

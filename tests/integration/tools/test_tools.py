@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -420,6 +421,39 @@ async def test_a_projection_is_the_references_from_the_whole_days_before_today(
         assert ended["error"]["code"] == "not_running"
 
 
+async def test_advice_names_the_cheapest_hours_and_a_devices_typical_run(home: Home) -> None:
+    flat = await _call(home, "tariff_advice", {"device_name": None}, "cost")
+    assert (flat["flat"], flat["cheapest"], flat["device"]) == (True, [], None)
+    assert flat["cheapest_price_per_kwh"] == flat["dearest_price_per_kwh"] == 0.3
+    household = dataclasses.replace(home.ctx.household, tariff=TIME_OF_USE)
+    home.ctx = dataclasses.replace(home.ctx, household=household)
+    got = await _call(home, "tariff_advice", {"device_name": "heat pump"}, "cost")
+    assert got["flat"] is False
+    assert got["cheapest"] == [
+        {"days": ["sat", "sun"], "start": "00:00", "end": "06:15", "price_per_kwh": 0.12}
+    ]
+    assert (got["cheapest_price_per_kwh"], got["dearest_price_per_kwh"]) == (0.12, 0.41)
+    # The device's runs, from the reference's quarter hours of the 14 days before today.
+    tz = ZoneInfo(ZONE)
+    today = home.ctx.now.astimezone(tz).date()
+    start = datetime.combine(today - timedelta(days=14), datetime.min.time(), tz)
+    end = datetime.combine(today, datetime.min.time(), tz)
+    quarter = timedelta(minutes=15)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    edges = [start + quarter * k for k in range(int((end - start) / quarter) + 1)]
+    devices = [reference.Dev("heat_pump", "consumer")]
+    buckets = reference.series(devices, home.readings, edges=edges, now=home.ctx.now, cap=CAP)
+    found = reference.runs([b["heat_pump"][0] for b in buckets])
+    assert len(found) >= 3
+    assert got["device"] == "Heat pump"
+    assert got["runs_seen"] == len(found)
+    assert _close(got["typical_run_kwh"], statistics.median(found))
+    assert _close(got["run_cost_cheapest"], statistics.median(found) * 0.12)
+    assert _close(got["run_cost_dearest"], statistics.median(found) * 0.41)
+    solar = await _call(home, "tariff_advice", {"device_name": "Solar inverter"}, "cost")
+    assert solar["error"]["code"] == "not_a_consumer"
+
+
 async def test_no_tool_reaches_another_household(home: Home) -> None:
     # The other household's devices, by id or by a name only it has, mean nothing here;
     # a name is all the model can give.
@@ -430,6 +464,7 @@ async def test_no_tool_reaches_another_household(home: Home) -> None:
             ("propose_device_action", {"device_name": other, "op": "SET_POWER", "value": "OFF"},
              "action"),
             ("device_cost", {"device_name": other, "window": YESTERDAY}, "cost"),
+            ("tariff_advice", {"device_name": other}, "cost"),
         ]:  # fmt: skip
             got = await _call(home, name, args, branch)  # type: ignore[arg-type]
             assert got["error"]["code"] == "unknown_device"
