@@ -1,7 +1,8 @@
 """The sentence release gate: model text is cut into whole sentences as it streams, and
 each is released only once it checks out (agent.verify); these are the gate's parts that
-need no database: the splitting, what is never released, and which narrator sentence
-stands in for a sentence whose numbers are not the server's."""
+need no database: the splitting, what is never released (a command; the question said back;
+an answer that trails off), and which narrator sentence stands in for a sentence whose
+numbers are not the server's."""
 
 from __future__ import annotations
 
@@ -47,6 +48,30 @@ class SentenceGate:
 def command_like(sentence: str) -> bool:
     """Code, JSON or a device command, which a model sentence never releases."""
     return _COMMAND_LIKE.search(sentence) is not None
+
+
+_ANY_WORD = re.compile(r"[a-z']+")
+_ECHO_SHARE = 0.75  # of a sentence's words that are the question's: it says the question back
+_ENDED = re.compile(r"[.!?…:;)\]\"'»]\s*$")
+
+
+def echoes(sentence: str, question: str) -> bool:
+    """A sentence with no figure that is mostly the question's own words ("How much energy
+    did I use today?" back, or "how did I use today?"): it answers nothing."""
+    if any(c.isdigit() for c in sentence):
+        return False
+    words = _ANY_WORD.findall(sentence.lower())
+    if len(words) < 3:
+        return False
+    asked = set(_ANY_WORD.findall(question.lower()))
+    return sum(w in asked for w in words) / len(words) >= _ECHO_SHARE
+
+
+def trails_off(rest: str) -> bool:
+    """What follows a model's last sentence end is unfinished ("My total consumption for the
+    last 30 days "): the caller drops it unless it states a figure the server computed."""
+    body = rest.strip()
+    return bool(body) and not _ENDED.search(body)
 
 
 def trailing(sentence: str) -> str:

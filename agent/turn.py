@@ -69,7 +69,7 @@ from agent.events import (
     Usage,
     Verification,
 )
-from agent.gate import SentenceGate, closest, command_like, trailing
+from agent.gate import SentenceGate, closest, command_like, echoes, trailing, trails_off
 from agent.model import (
     AssistantMessage,
     ChatModel,
@@ -788,7 +788,7 @@ class Turn:
                             end = event
                             self._count(given, event)
                 for sentence in gate.flush():
-                    async for out in self._release(p, sentence):
+                    async for out in self._release(p, sentence, last=True):
                         yield out
                 yield StepEnd()
                 in_step, streamed = False, False
@@ -833,18 +833,24 @@ class Turn:
         self.ledger.completion_tokens += completion
         self.ledger.cost_micro += price.cost_micro(prompt, completion)
 
-    async def _release(self, p: Prepared, sentence: str) -> AsyncIterator[TurnEvent]:
+    async def _release(
+        self, p: Prepared, sentence: str, *, last: bool = False
+    ) -> AsyncIterator[TurnEvent]:
         """A model sentence, if its numbers are the server's; else the narrator's sentence
-        for the same fact; else nothing."""
+        for the same fact; else nothing. A sentence that says the question back, or (`last`:
+        what followed the round's last sentence end) trails off, is dropped."""
         body = sentence.strip()
         if not body:
             if sentence:
                 yield Text(sentence)
             return
-        if command_like(body):
+        if command_like(body) or echoes(body, self.text):
             self.ledger.dropped.append(body)
             return
         verdict = check(body, self.ledger.known, self.ledger.asked, p.names, self.ledger.projected)
+        if last and trails_off(body) and len(verdict.checked) == len(verdict.quoted):
+            self.ledger.dropped.append(body)  # unfinished, and no figure of the server's
+            return
         if verdict.ok:
             self.ledger.checked += [s.text for s in verdict.checked]
             yield self._say(sentence)

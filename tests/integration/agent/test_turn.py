@@ -198,6 +198,30 @@ async def test_an_invented_number_is_replaced_by_the_narrators_sentence_or_dropp
     assert verification.dropped == (unbacked,)
 
 
+@pytest.mark.parametrize(
+    "said",
+    [
+        [QUESTION[0].upper() + QUESTION[1:]],  # the question back, as a small real model did
+        ["My total consumption for the whole month "],  # trails off, no figure
+        ["Sure. ", "So how much energy did I use today?"],
+    ],
+    ids=["echo", "trails-off", "sure-then-echo"],
+)
+async def test_an_answer_that_is_no_answer_is_dropped_and_the_narrator_answers(
+    deps: Deps, home: Home, said: list[str]
+) -> None:
+    ran, model = await _turn(deps, home, [calls(_energy()), says(*said)])
+    model.assert_complete()
+    [verification] = ran.of(Verification)
+    dropped = [s.strip() for s in said if s.strip() != "Sure."]
+    assert list(verification.dropped) == dropped
+    for sentence in dropped:
+        assert sentence not in ran.text
+    if len(said) == 1:  # nothing of the model's was released: the narrator's answer
+        assert "kWh today so far" in ran.text
+    assert ran.record.outcome == "ok"
+
+
 async def test_a_model_that_fails_before_its_first_token_is_answered_by_the_narrator(
     deps: Deps, home: Home
 ) -> None:
