@@ -386,7 +386,7 @@ def explanation(e: CostExplanation, *, cost: bool) -> list[str]:
         head += f" ({e.local_days} days against {e.baseline_days:g})"
     sentences = [head + "."]
     if round(change, 2) == 0:
-        sentences.append("That is about the same.")
+        sentences.append(f"That is about the same: {unit} {'more' if change > 0 else 'less'}.")
     else:
         share = f" ({abs(pct):.0f}%)" if pct is not None else ""
         scaled = "Day for day, that" if e.local_days != e.baseline_days and not cost else "That"
