@@ -71,12 +71,7 @@ def calls(
 
 def branch(tool: str) -> Branch:
     """The branch whose tools the narrator's call of `tool` runs under."""
-    return "cost" if tool in _COST_TOOLS else "energy"
-
-
-_COST_TOOLS = frozenset(
-    {"cost_breakdown", "device_cost", "explain_cost", "project_cost", "tariff_advice"}
-)
+    return "energy" if "energy" in catalog.TOOLS[tool].branches else "cost"
 
 
 def sentences(name: str, result: dict[str, Any], route: Route, timezone: str) -> list[str]:

@@ -308,11 +308,7 @@ def advice(a: TariffAdvice, timezone: str) -> list[str]:
     return sentences
 
 
-_PERIOD_END = {
-    "day": "the end of today",
-    "today": "the end of today",
-    "this_week": "the end of the week",
-}
+_PERIOD_END = {"day": "the end of today", "this_week": "the end of the week"}
 
 
 def projection(p: CostProjection) -> list[str]:

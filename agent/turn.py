@@ -80,7 +80,7 @@ from agent.model import (
     TextDelta,
     ToolMessage,
 )
-from agent.verify import Stated, adopt, check, facts, projections, stated
+from agent.verify import Stated, adopt, check, figures, stated
 from agent.windows import follow_up
 from context.builder import HouseholdContext, build_context
 from quota.core import QuotaExceeded, QuotaRefused, RateLimited, Reservation
@@ -696,8 +696,9 @@ class Turn:
             ctx = ToolContext(conn, self.household, p.devices, self.now, self.deps.limits.gap_cap)
             result = await call(catalog.TOOLS, name, arguments, ctx, branch)
         if "error" not in result:
-            self.ledger.known += facts(result)
-            self.ledger.projected += projections(result)
+            measured, projected = figures(result)
+            self.ledger.known += measured
+            self.ledger.projected += projected
         return result
 
     async def _narrate(self, p: Prepared, report_only: bool = False) -> AsyncIterator[TurnEvent]:

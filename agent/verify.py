@@ -151,30 +151,34 @@ def _found(masked: str) -> list[tuple[Stated, int, int]]:
     return found
 
 
+def figures(data: Any) -> tuple[list[float], list[float]]:
+    """Every number in tool results or context facts (nested dicts and lists), booleans
+    aside, in one walk: the measured ones, and the projected ones (under a key that starts
+    with "projected"), which a sentence may state only as a projection."""
+    measured: list[float] = []
+    projected: list[float] = []
+    for value, under in _walk(data, False):
+        (projected if under else measured).append(value)
+    return measured, projected
+
+
 def facts(data: Any) -> list[float]:
-    """Every measured number in tool results or context facts (nested dicts and lists),
-    booleans and projected figures (under a key that starts with "projected") aside."""
-    return list(_walk(data, projected=False))
+    """The measured numbers of `data` (figures)."""
+    return figures(data)[0]
 
 
-def projections(data: Any) -> list[float]:
-    """The projected figures of tool results: a sentence may state one only as a projection."""
-    return list(_walk(data, projected=True))
-
-
-def _walk(data: Any, *, projected: bool, under: bool = False) -> Iterator[float]:
+def _walk(data: Any, under: bool) -> Iterator[tuple[float, bool]]:
     if isinstance(data, bool):
         return
     if isinstance(data, int | float):
-        if math.isfinite(data) and under == projected:
-            yield float(data)
+        if math.isfinite(data):
+            yield float(data), under
     elif isinstance(data, dict):
         for key, value in data.items():
-            inner = under or (isinstance(key, str) and key.startswith("projected"))
-            yield from _walk(value, projected=projected, under=inner)
+            yield from _walk(value, under or (isinstance(key, str) and key.startswith("projected")))
     elif isinstance(data, list | tuple):
         for value in data:
-            yield from _walk(value, projected=projected, under=under)
+            yield from _walk(value, under)
 
 
 def _scales(unit: str) -> tuple[float, ...]:

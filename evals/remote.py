@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from agent.events import ActionProposed, CommandIssued, ToolOutput
-from agent.verify import Stated, adopt, facts, projections, same, stated, supported
+from agent.verify import Stated, adopt, figures, same, stated, supported
 from demo.synthetic import generate
 from evals.cases import Case
 from evals.fixtures import DAYS, TARIFF, Fixture, fixtures
@@ -150,8 +150,9 @@ async def run_case_remote(remote: Remote, case: Case) -> list[TurnResult]:
                 known += adopted
             elif kind == "tool-output-available":
                 outputs.append(ToolOutput(c["toolCallId"], c["output"]))
-                known += facts(c["output"])
-                projected += projections(c["output"])
+                measured, projecting = figures(c["output"])
+                known += measured
+                projected += projecting
             elif kind == "data-verification":
                 # The figures the server vouched for, from what it computed (its context
                 # included, which the stream does not show) or as the user's own numbers.

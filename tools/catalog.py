@@ -4,7 +4,7 @@ context, and returns a bounded, typed result that carries fresh_as_of."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -524,8 +524,7 @@ async def explain_cost(ctx: ToolContext, args: ExplainArgs) -> CostExplanation:
     running = window.end >= ctx.now
     if running:  # this month so far against as much of each earlier month
         wanted = [windows.same_span(w, window) if w.end <= window.start else w for w in wanted]
-    oldest = await queries.first_reading(ctx.conn, list(ctx.devices))
-    covered = [w for w in wanted if oldest is not None and oldest <= w.start]
+    covered, oldest = await _covered(ctx, wanted)
     if not covered:
         raise ToolFailure(
             "no_history",
@@ -565,6 +564,33 @@ async def explain_cost(ctx: ToolContext, args: ExplainArgs) -> CostExplanation:
     )
 
 
+def _today(ctx: ToolContext) -> date:
+    return ctx.now.astimezone(ZoneInfo(ctx.household.timezone)).date()
+
+
+def _dates(ctx: ToolContext, first: date, last: date) -> windows.Window:
+    """Whole local days first..last of the household's zone."""
+    return _window(ctx, WindowArg(name="dates", first_date=first, last_date=last), "window")
+
+
+async def _covered(
+    ctx: ToolContext, wanted: list[windows.Window]
+) -> tuple[list[windows.Window], datetime | None]:
+    """The windows the household's readings cover from their start, and the oldest reading."""
+    oldest = await queries.first_reading(ctx.conn, list(ctx.devices))
+    return [w for w in wanted if oldest is not None and oldest <= w.start], oldest
+
+
+def consumer_named(ctx: ToolContext, name: str, instead: str) -> Device:
+    """device_named, for a consuming device only; `instead` tells what to ask for the rest."""
+    device = device_named(ctx, name)
+    if device.kind not in queries.CONSUMING:  # the rest measure where energy came from
+        raise ToolFailure(
+            "not_a_consumer", f"{device.name!r} is a {device.kind} device: {instead}", "device_name"
+        )
+    return device
+
+
 def _since(oldest: datetime | None, timezone: str) -> str:
     if oldest is None:
         return "there are no readings"
@@ -574,7 +600,7 @@ def _since(oldest: datetime | None, timezone: str) -> str:
 async def project_cost(ctx: ToolContext, args: ProjectArgs) -> CostProjection:
     window = _window(ctx, args.window, "window")
     tz = ZoneInfo(ctx.household.timezone)
-    today = ctx.now.astimezone(tz).date()
+    today = _today(ctx)
     until = period_end(args.window.name, today)
     if until is None or window.end < ctx.now:
         raise ToolFailure(
@@ -584,17 +610,8 @@ async def project_cost(ctx: ToolContext, args: ProjectArgs) -> CostProjection:
             "window",
         )
     end = windows.local_day_start(until, tz)
-    oldest = await queries.first_reading(ctx.conn, list(ctx.devices))
-    history = [
-        windows.Window(
-            "day",
-            windows.local_day_start(today - timedelta(days=k), tz),
-            windows.local_day_start(today - timedelta(days=k - 1), tz),
-            ctx.household.timezone,
-        )
-        for k in range(projection.HISTORY_DAYS, 0, -1)
-    ]
-    covered = [d for d in history if oldest is not None and oldest <= d.start]
+    days = [today - timedelta(days=k) for k in range(projection.HISTORY_DAYS, 0, -1)]
+    covered, oldest = await _covered(ctx, [_dates(ctx, d, d) for d in days])
     if len(covered) < projection.MIN_HISTORY_DAYS:
         raise ToolFailure(
             "no_history",
@@ -634,23 +651,16 @@ ADVICE_DAYS = 14
 async def tariff_advice(ctx: ToolContext, args: AdviceArgs) -> TariffAdvice:
     tariff = ctx.household.tariff
     low, high = advice.price_range(tariff)
-    device = device_named(ctx, args.device_name) if args.device_name is not None else None
+    device = (
+        consumer_named(ctx, args.device_name, "it uses none.")
+        if args.device_name is not None
+        else None
+    )
     found: list[float] = []
     fresh = None
     if device is not None:
-        if device.kind not in queries.CONSUMING:
-            raise ToolFailure(
-                "not_a_consumer", f"{device.name!r} is a {device.kind} device: it uses none.",
-                "device_name",
-            )  # fmt: skip
-        tz = ZoneInfo(ctx.household.timezone)
-        today = ctx.now.astimezone(tz).date()
-        window = windows.Window(
-            "days",
-            windows.local_day_start(today - timedelta(days=ADVICE_DAYS), tz),
-            windows.local_day_start(today, tz),
-            ctx.household.timezone,
-        )
+        today = _today(ctx)
+        window = _dates(ctx, today - timedelta(days=ADVICE_DAYS), today - timedelta(days=1))
         found = await queries.device_runs(ctx.conn, device, window, now=ctx.now, cap=ctx.cap)
         fresh = await queries.fresh_as_of(ctx.conn, [device], window)
     typical = advice.typical_run(found)
@@ -695,13 +705,7 @@ async def cost_breakdown(ctx: ToolContext, args: WindowOnly) -> CostBreakdown:
 
 
 async def device_cost(ctx: ToolContext, args: DeviceArgs) -> DeviceCost:
-    device = device_named(ctx, args.device_name)
-    if device.kind not in queries.CONSUMING:  # the rest measure where energy came from
-        raise ToolFailure(
-            "not_a_consumer",
-            f"{device.name!r} is a {device.kind} device: ask cost_breakdown for the house.",
-            "device_name",
-        )
+    device = consumer_named(ctx, args.device_name, "ask cost_breakdown for the house.")
     window = _window(ctx, args.window, "window")
     priced = await queries.device_cost(
         ctx.conn, ctx.household, device, window, now=ctx.now, cap=ctx.cap

@@ -36,6 +36,12 @@ def _part(chunks: list[Any], name: str) -> Any:
     return data
 
 
+def _output(chunks: list[Any]) -> Any:
+    """The answer's one tool output."""
+    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    return output
+
+
 def _inputs(chunks: list[Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(c["toolName"], c["input"]) for c in chunks if c["type"] == "tool-input-available"]
 
@@ -101,7 +107,7 @@ async def test_the_day_before_in_a_comparison_is_before_its_first_window(chat: C
     assert args["a"]["name"] == "yesterday"
     assert args["b"]["name"] == "dates"
     assert args["b"]["first_date"] == args["b"]["last_date"]
-    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    output = _output(chunks)
     assert output["b"]["end"] == output["a"]["start"]  # the day just before yesterday
 
 
@@ -125,7 +131,7 @@ async def test_this_month_is_compared_with_the_same_span_of_last_month(chat: Cha
     [(tool, args)] = _inputs(chunks)
     assert tool == "compare_windows"
     assert args["like_for_like"] is True
-    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    output = _output(chunks)
     assert output["like_for_like"] is True
     assert "over the same span" in said(chunks)
 
@@ -164,7 +170,7 @@ async def test_why_after_a_cost_answer_explains_it_in_parts(chat: Chat) -> None:
         "yesterday",
         "previous",
     )
-    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    output = _output(chunks)
     assert abs(sum(p["cost"] for p in output["parts"]) - output["change"]) <= 1e-9
     text = said(chunks)
     assert f"{output['cost']:.2f} EUR" in text
@@ -179,7 +185,7 @@ async def test_a_why_with_no_earlier_readings_says_so_and_states_no_figure(chat:
     chunks = await chat.say("why is my bill higher than usual?")
     route = _part(chunks, "route")
     assert (route["branch"], route["rule"]) == ("cost", "explain.cost")
-    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    output = _output(chunks)
     assert output["error"]["code"] == "no_history"
     text = said(chunks)
     assert text.startswith("I can't explain that yet: the readings begin on ")
@@ -193,7 +199,7 @@ async def test_a_bill_ahead_is_a_projection_and_says_so(chat: Chat) -> None:
     assert (route["branch"], route["rule"]) == ("cost", "project.cost")
     [(tool, args)] = _inputs(chunks)
     assert (tool, args["window"]["name"]) == ("project_cost", "this_month")
-    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    output = _output(chunks)
     text = said(chunks)
     assert f"projected to reach about {output['projected_cost']:.2f} EUR" in text
     assert f"{output['projected_low']:.2f} EUR and {output['projected_high']:.2f} EUR" in text
@@ -208,7 +214,7 @@ async def test_when_to_run_a_device_comes_from_the_tariff(chat: Chat) -> None:
     assert (route["branch"], route["rule"]) == ("cost", "advice.cost")
     [(tool, args)] = _inputs(chunks)
     assert (tool, args["device_name"]) == ("tariff_advice", "Dishwasher")
-    [output] = [c["output"] for c in chunks if c["type"] == "tool-output-available"]
+    output = _output(chunks)
     text = said(chunks)
     assert output["flat"] is True  # the seeded home's tariff
     assert "costs the same whenever you run it" in text

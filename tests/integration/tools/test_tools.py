@@ -127,6 +127,11 @@ async def _call(home: Home, name: str, args: dict[str, Any], branch: base.Branch
     return await base.call(TOOLS, name, json.dumps(args), home.ctx, branch)
 
 
+def _with_tariff(home: Home, tariff: Tariff) -> None:
+    household = dataclasses.replace(home.ctx.household, tariff=tariff)
+    home.ctx = dataclasses.replace(home.ctx, household=household)
+
+
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-9
 
@@ -201,8 +206,7 @@ TIME_OF_USE = Tariff(
 async def test_a_devices_cost_is_its_energy_at_the_import_price_of_each_minute(
     home: Home, tariff: Tariff
 ) -> None:
-    household = dataclasses.replace(home.ctx.household, tariff=tariff)
-    home.ctx = dataclasses.replace(home.ctx, household=household)
+    _with_tariff(home, tariff)
     wants = []
     for window in (_w("today"), YESTERDAY, _w("last_3_days")):
         arg = WindowArg.model_validate(window)
@@ -306,13 +310,12 @@ def _parted(home: Home, got: dict[str, Any]) -> dict[str, float]:
 async def test_an_explanations_parts_sum_to_the_change_and_are_the_references(
     home: Home, tariff: Tariff
 ) -> None:
-    household = dataclasses.replace(home.ctx.household, tariff=tariff)
-    home.ctx = dataclasses.replace(home.ctx, household=household)
+    _with_tariff(home, tariff)
     today = home.ctx.now.astimezone(ZoneInfo(ZONE)).date()
     before = (today - timedelta(days=2)).isoformat()
     day_before = _w("dates", before, before)
     yesterday = resolve(WindowArg.model_validate(YESTERDAY), timezone=ZONE, now=home.ctx.now)
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"window": YESTERDAY, "against": "previous", "baseline": None}, "previous"),
         # Two local days (yesterday and today so far) against one: the days part.
         (
@@ -373,8 +376,7 @@ async def test_an_explanation_needs_readings_from_before_its_baseline(home: Home
 async def test_a_projection_is_the_references_from_the_whole_days_before_today(
     home: Home, tariff: Tariff
 ) -> None:
-    household = dataclasses.replace(home.ctx.household, tariff=tariff)
-    home.ctx = dataclasses.replace(home.ctx, household=household)
+    _with_tariff(home, tariff)
     tz, now = ZoneInfo(ZONE), home.ctx.now
     today = now.astimezone(tz).date()
     first_reading = min(r.ts for r in home.readings)
@@ -425,8 +427,7 @@ async def test_advice_names_the_cheapest_hours_and_a_devices_typical_run(home: H
     flat = await _call(home, "tariff_advice", {"device_name": None}, "cost")
     assert (flat["flat"], flat["cheapest"], flat["device"]) == (True, [], None)
     assert flat["cheapest_price_per_kwh"] == flat["dearest_price_per_kwh"] == 0.3
-    household = dataclasses.replace(home.ctx.household, tariff=TIME_OF_USE)
-    home.ctx = dataclasses.replace(home.ctx, household=household)
+    _with_tariff(home, TIME_OF_USE)
     got = await _call(home, "tariff_advice", {"device_name": "heat pump"}, "cost")
     assert got["flat"] is False
     assert got["cheapest"] == [

@@ -154,10 +154,12 @@ PROJECTION_RESULT = {
 
 
 def test_a_projected_figure_is_kept_apart_from_the_measured_ones() -> None:
-    assert sorted(verify.facts(PROJECTION_RESULT)) == [2.21, 20.09]
-    assert sorted(verify.projections(PROJECTION_RESULT)) == [25.46, 25.79, 26.13]
+    measured, projected = verify.figures(PROJECTION_RESULT)
+    assert sorted(measured) == [2.21, 20.09]
+    assert sorted(projected) == [25.46, 25.79, 26.13]
+    assert verify.facts(PROJECTION_RESULT) == measured
     nested = {"a": [{"projected": {"x": 1.5}}, 2.0]}
-    assert (verify.facts(nested), verify.projections(nested)) == ([2.0], [1.5])
+    assert verify.figures(nested) == ([2.0], [1.5])
 
 
 @pytest.mark.parametrize(
@@ -172,6 +174,5 @@ def test_a_projected_figure_is_kept_apart_from_the_measured_ones() -> None:
     ],
 )
 def test_a_projected_figure_passes_only_as_a_projection(sentence: str, ok: bool) -> None:
-    known = verify.facts(PROJECTION_RESULT)
-    projected = verify.projections(PROJECTION_RESULT)
+    known, projected = verify.figures(PROJECTION_RESULT)
     assert verify.check(sentence, known, projected=projected).ok is ok
